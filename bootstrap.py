@@ -100,10 +100,13 @@ class TransportError(Exception):
 class RuntimeApiError(Exception):
     """The Runtime API answered with an unexpected status, or could not be reached."""
 
-    def __init__(self, message, status=None, body=b""):
+    def __init__(self, message, status=None):
         super().__init__(message)
         self.status = status
-        self.body = body
+
+    @classmethod
+    def answered(cls, method, path, status, body):
+        return cls("%s %s answered %d: %s" % (method, path, status, safe_text(body)), status)
 
 
 def safe_str(value):
@@ -202,17 +205,9 @@ class Invocation:
     """One event from /next: the body and the headers that describe it."""
 
     __slots__ = (
-        "body",
-        "client_context",
-        "cognito_identity",
-        "content_type",
-        "deadline_ms",
-        "function_arn",
-        "invocation_id",
-        "request_id",
-        "tenant_id",
-        "trace_id",
-    )
+        "request_id", "body", "content_type", "deadline_ms", "function_arn", "trace_id",
+        "client_context", "cognito_identity", "tenant_id", "invocation_id",
+    )  # fmt: skip
 
     def __init__(self, headers, body):
         self.request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
@@ -299,7 +294,7 @@ class RuntimeApiClient:
                     ) from exc
                 time.sleep(delay)
         if status != 200:
-            raise RuntimeApiError("GET %s answered %d: %s" % (path, status, body[:500]), status, body)
+            raise RuntimeApiError.answered("GET", path, status, body)
         return Invocation(headers, body)
 
     def post_response(self, invocation, body, content_type):
@@ -330,7 +325,7 @@ class RuntimeApiClient:
         except TransportError as exc:  # the post may have arrived: sending it again could answer twice
             raise RuntimeApiError("POST %s failed: %s" % (path, exc)) from exc
         if status >= 500:
-            raise RuntimeApiError("POST %s answered %d: %s" % (path, status, answer[:500]), status, answer)
+            raise RuntimeApiError.answered("POST", path, status, answer)
         return status, answer
 
 
@@ -391,10 +386,14 @@ def _is_missing(exc, module_path):
 
 
 def _code_frames(exc):
+    """The frames of user code (and its dependencies) in an import failure, without the import machinery."""
+    import importlib
+
+    machinery = (_THIS_FILE, importlib.__file__)
     return [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if f.filename != _THIS_FILE and not f.filename.startswith("<frozen ")
+        if f.filename not in machinery and not f.filename.startswith("<frozen ")
     ]
 
 
@@ -476,14 +475,14 @@ class CognitoIdentity:
 
 
 class Client:
-    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
 
     def __repr__(self):
         return _slots_repr(self, self.__slots__)
 
 
 class ClientContext:
-    __slots__ = ("client", "custom", "env")
+    __slots__ = ("custom", "env", "client")
 
     def __repr__(self):
         return _slots_repr(self, self.__slots__)
