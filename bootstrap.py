@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import traceback
+import types
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,10 @@ class RuntimeConfig:
         self.log_level = {None: "", "TRACE": "DEBUG"}.get(level, level or "").upper()
         self.timestamp_ms = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
         self.telemetry_fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
+        self.graceful_shutdown = environ.get("LAMBDA_GRACEFUL_SHUTDOWN", "") not in ("", "0", "false")
+        concurrency = environ.get("AWS_LAMBDA_MAX_CONCURRENCY")
+        self.max_concurrency = max(1, int(concurrency)) if concurrency else None
+        self.log_socket = environ.get("_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
         self.frozen = bool(getattr(sys, "frozen", False))
 
 
@@ -125,6 +130,11 @@ def user_frames(tb):
     return frames
 
 
+def format_frames(frames):
+    """awslambdaric's stack trace lines: from plain tuples, so Python 3.11+ adds no ^^^ lines."""
+    return traceback.format_list([(f.filename, f.lineno, f.name, f.line) for f in frames])
+
+
 def error_body(error_type, message, stack_trace, request_id=""):
     return {
         "errorMessage": message or "",
@@ -154,7 +164,7 @@ class InvocationError:
         frames = user_frames(exc.__traceback__)
         name = type(exc).__name__
         message = safe_str(exc)
-        body = error_body(name, message, traceback.format_list(frames), request_id)
+        body = error_body(name, message, format_frames(frames), request_id)
         if header_type is None:
             header_type = (
                 "Function.%s" % name if name.isalpha() and name[0].isupper() else "Function.Unhandled"
@@ -266,20 +276,29 @@ class RuntimeApiClient:
     def _request(self, method, path, body=None, headers=()):
         try:
             conn = self._connection()
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            conn.putheader("User-Agent", USER_AGENT)
-            for name, value in headers:
-                conn.putheader(name, value)
-            if body is not None:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body)
+            self._send_head(conn, method, path, headers, body)
+            if body:
+                conn.send(body)
             response = self._getresponse(conn)
             data = response.read()
         except Exception as exc:
-            if self._conn is not None:
-                self._conn.close()
-            raise TransportError("%s: %s" % (type(exc).__name__, exc)) from exc
+            raise self._broken(exc) from exc
         return response.status, response.headers, data
+
+    @staticmethod
+    def _send_head(conn, method, path, headers, body=None):
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putheader("User-Agent", USER_AGENT)
+        for name, value in headers:
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+
+    def _broken(self, exc):
+        if self._conn is not None:
+            self._conn.close()
+        return TransportError("%s: %s" % (type(exc).__name__, exc))
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
@@ -317,9 +336,39 @@ class RuntimeApiClient:
         ]
         return self._post("/init/error", to_json(error.body).encode(), headers, None)
 
-    def _post(self, path, body, headers, invocation):
+    def post_stream(self, invocation, stream):
+        """A streamed response: chunked, each chunk sent as soon as it is produced. A failure after the
+        first byte travels in HTTP trailers, which the platform reads; /error is no longer allowed then."""
+        path = self.base + "/invocation/%s/response" % invocation.request_id
+        headers = [
+            ("Content-Type", stream.content_type),
+            ("Lambda-Runtime-Function-Response-Mode", "streaming"),
+            ("Transfer-Encoding", "chunked"),
+            ("Trailer", "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+        ]
+        self._add_invocation_id(headers, invocation)
+        try:
+            conn = self._connection()
+            self._send_head(conn, "POST", path, headers)
+            for chunk in stream:
+                if chunk:  # an empty chunk would end the body
+                    conn.send(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+            trailers = "".join("%s: %s\r\n" % pair for pair in stream.trailers())
+            conn.send(b"0\r\n" + trailers.encode("latin-1") + b"\r\n")
+            response = self._getresponse(conn)
+            answer = response.read()
+        except Exception as exc:
+            raise RuntimeApiError("POST %s failed: %s" % (path, self._broken(exc))) from exc
+        conn.close()  # the platform asks for a new connection after a streamed response
+        return response.status, answer
+
+    @staticmethod
+    def _add_invocation_id(headers, invocation):
         if invocation is not None and invocation.invocation_id is not None:
             headers.append(("Lambda-Runtime-Invocation-Id", invocation.invocation_id))
+
+    def _post(self, path, body, headers, invocation):
+        self._add_invocation_id(headers, invocation)
         try:
             status, _, answer = self._request("POST", self.base + path, body, headers)
         except TransportError as exc:  # the post may have arrived: sending it again could answer twice
@@ -327,6 +376,55 @@ class RuntimeApiClient:
         if status >= 500:
             raise RuntimeApiError.answered("POST", path, status, answer)
         return status, answer
+
+
+class ExtensionsApiClient:
+    """The Lambda Extensions API (register, next event, init error, exit error), for the graceful-shutdown
+    helper and for extensions run with `bootstrap --extension NAME MODULE.FUNCTION`."""
+
+    def __init__(self, address):
+        import http.client
+
+        host, _, port = address.rpartition(":")
+        self._conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=CONNECT_TIMEOUT_SECONDS)
+        self.base = "/2020-01-01/extension"
+        self.identifier = None
+
+    def _call(self, method, path, body=None, headers=None):
+        headers = dict(headers or {})
+        if self.identifier is not None:
+            headers["Lambda-Extension-Identifier"] = self.identifier
+        self._conn.request(method, self.base + path, body=body, headers=headers)
+        if self._conn.sock is not None:
+            self._conn.sock.settimeout(None)  # event/next waits as long as the environment lives
+        response = self._conn.getresponse()
+        return response.status, response.headers, response.read()
+
+    def register(self, name, events):
+        """Register as extension `name` for `events` (e.g. ["INVOKE", "SHUTDOWN"]); returns the body."""
+        body = json.dumps({"events": list(events)}).encode()
+        status, headers, answer = self._call("POST", "/register", body, {"Lambda-Extension-Name": name})
+        if status != 200:
+            raise RuntimeApiError.answered("POST", self.base + "/register", status, answer)
+        self.identifier = headers.get("Lambda-Extension-Identifier")
+        return json.loads(answer or b"{}")
+
+    def next_event(self):
+        """Block until the next event: {"eventType": "INVOKE" | "SHUTDOWN", ...}."""
+        status, _, answer = self._call("GET", "/event/next")
+        if status != 200:
+            raise RuntimeApiError.answered("GET", self.base + "/event/next", status, answer)
+        return json.loads(answer)
+
+    def init_error(self, error_type, message):
+        return self._report("/init/error", error_type, message)
+
+    def exit_error(self, error_type, message):
+        return self._report("/exit/error", error_type, message)
+
+    def _report(self, path, error_type, message):
+        body = json.dumps({"errorMessage": message, "errorType": error_type, "stackTrace": []}).encode()
+        return self._call("POST", path, body, {"Lambda-Extension-Function-Error-Type": error_type})[0]
 
 
 # ---------------------------------------------------------------------------
@@ -353,7 +451,7 @@ def load_handler(name):
         raise RuntimeFault(
             "Runtime.ImportModuleError",
             "Unable to import module '%s': %s" % (modname, exc),
-            [] if _is_missing(exc, module_path) else traceback.format_list(_code_frames(exc)),
+            [] if _is_missing(exc, module_path) else format_frames(_code_frames(exc)),
         ) from None
     except SyntaxError as exc:
         trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
@@ -689,7 +787,7 @@ class LogSink:
             lines += ["", how]
             if exc.__traceback__ is not None:
                 lines.append("Traceback (most recent call last):")
-                lines += _trace_lines(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+                lines += _trace_lines(format_frames(traceback.extract_tb(exc.__traceback__)))
             lines.append("%s: %s" % (type(exc).__name__, safe_str(exc)))
         if self._file is None:
             self.write("\r".join(lines) + "\n")
@@ -824,6 +922,23 @@ class LambdaLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def inherit_invocation_context():
+    """Threads a handler starts keep the request id of the invocation that started them, even when they
+    log after it ended (what Python 3.14's thread_inherit_context does)."""
+    import threading
+
+    if getattr(sys.flags, "thread_inherit_context", 0):
+        return
+    start = threading.Thread.start
+
+    def start_in_context(thread):
+        run, context = thread.run, contextvars.copy_context()
+        thread.run = lambda: context.run(run)
+        return start(thread)
+
+    threading.Thread.start = start_in_context
+
+
 def setup_logging(config):
     """Unbuffered stdout/stderr and the root logger handler; returns the log sink."""
     sys.stdout = FlushingStream(sys.stdout)
@@ -833,6 +948,7 @@ def setup_logging(config):
     handler = LambdaLogHandler(sink, per_level_frames=json_format or bool(config.log_level))
     handler.setFormatter(JsonFormatter(config.timestamp_ms) if json_format else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    inherit_invocation_context()
     root = logging.getLogger()
     root.addHandler(handler)
     if config.log_level in logging._nameToLevel:
@@ -868,18 +984,18 @@ def run(config, client):
             )
         begin_invocation(invocation)
         try:
-            body, content_type = invoke(handler, invocation)
+            result = invoke(handler, invocation)
         except BaseException as exc:
             answer_error(client, invocation, invocation_error(exc, invocation.request_id))
             if not isinstance(exc, Exception):
                 raise  # SystemExit, KeyboardInterrupt: answered, then the process ends as asked
             continue
-        answer(client, invocation, body, content_type)
+        answer(client, invocation, result)
 
 
 def init(config, client):
     try:
-        return load_handler(config.handler)
+        handler = load_handler(config.handler)
     except Exception as exc:
         # awslambdaric names an import-time exception by its bare class, in the body and the header alike.
         error = invocation_error(exc, "", header_type=type(exc).__name__)
@@ -887,6 +1003,9 @@ def init(config, client):
         LOG_SINK.write_error(error)
         client.post_init_error(error)
         sys.exit(1)
+    if config.graceful_shutdown or _shutdown_hooks:
+        start_shutdown_extension(config.api_address)
+    return handler
 
 
 def begin_invocation(invocation):
@@ -901,6 +1020,7 @@ def begin_invocation(invocation):
 
 
 def invoke(handler, invocation):
+    """Run the handler on one event: the encoded response, or a stream that produces it."""
     client_context = parse_json_header(invocation.client_context, "Client Context")
     cognito_identity = parse_json_header(invocation.cognito_identity, "Cognito Identity")
     context = LambdaContext(invocation, client_context, cognito_identity)
@@ -908,45 +1028,26 @@ def invoke(handler, invocation):
     result = handler(event, context)
     if hasattr(result, "__await__"):
         result = run_awaitable(result)
+    if isinstance(result, (types.GeneratorType, types.AsyncGeneratorType)):
+        result = StreamingResponse(result)
+    if isinstance(result, StreamingResponse):
+        return OutgoingStream(result, invocation.request_id)
     return encode_result(result)
 
 
-_event_loop = None
-
-
-def run_awaitable(awaitable):
-    """Await an async handler's result on one event loop kept for the life of the process."""
-    global _event_loop
-    if _event_loop is None:
-        import asyncio
-
-        _event_loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_event_loop)
-
-    async def wrap():
-        return await awaitable
-
-    return _event_loop.run_until_complete(wrap())
-
-
-def invocation_error(exc, request_id, header_type=None):
-    if isinstance(exc, RuntimeFault):
-        return InvocationError.from_fault(exc, request_id)
-    if not isinstance(exc, Exception):
-        header_type = "Runtime.ExitError"
-    return InvocationError.from_exception(exc, request_id, header_type)
-
-
-def answer(client, invocation, body, content_type):
-    status, reply = client.post_response(invocation, body, content_type)
-    if status == 413:
-        limit = _payload_limit(reply)
-        LOG_SINK.write_runtime_message(
-            "response of %d bytes refused (413): %s" % (len(body), safe_text(reply))
-        )
+def answer(client, invocation, result):
+    if isinstance(result, OutgoingStream):
+        status, reply = client.post_stream(invocation, result)
+        size = None
+    else:
+        body, content_type = result
+        status, reply = client.post_response(invocation, body, content_type)
+        size = len(body)
+    if status == 413 and size is not None:
+        LOG_SINK.write_runtime_message("response of %d bytes refused (413): %s" % (size, safe_text(reply)))
         message = "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (
-            len(body),
-            limit,
+            size,
+            _payload_limit(reply),
         )
         fault = RuntimeFault("Function.ResponseSizeTooLarge", message)
         answer_error(client, invocation, InvocationError.from_fault(fault, invocation.request_id))
@@ -959,6 +1060,14 @@ def answer_error(client, invocation, error):
     status, reply = client.post_error(invocation, error)
     if status >= 300:
         report_refused("error", invocation, status, reply)
+
+
+def invocation_error(exc, request_id, header_type=None):
+    if isinstance(exc, RuntimeFault):
+        return InvocationError.from_fault(exc, request_id)
+    if not isinstance(exc, Exception):
+        header_type = "Runtime.ExitError"
+    return InvocationError.from_exception(exc, request_id, header_type)
 
 
 def report_refused(what, invocation, status, reply):
@@ -980,6 +1089,249 @@ def safe_text(data):
     return data[:500].decode("utf-8", "replace")
 
 
+_event_loop = None
+
+
+def run_awaitable(awaitable):
+    """Await an async handler's result on one event loop kept for the life of the process."""
+    global _event_loop
+    if _event_loop is None:
+        import asyncio
+
+        _event_loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_event_loop)
+
+    async def wrap():
+        return await awaitable
+
+    return _event_loop.run_until_complete(wrap())
+
+
+# ---------------------------------------------------------------------------
+# Response streaming (beyond awslambdaric)
+# ---------------------------------------------------------------------------
+
+
+class StreamingResponse:
+    """Return this, or any generator or async generator of bytes or str, to stream the response."""
+
+    def __init__(self, chunks, content_type="application/octet-stream"):
+        self.chunks = chunks
+        self.content_type = content_type
+
+    def prelude(self):
+        return b""
+
+
+class HttpStreamingResponse(StreamingResponse):
+    """A streamed response for function URLs: status, headers and cookies go first, then the body."""
+
+    def __init__(self, chunks, status_code=200, headers=None, cookies=None):
+        super().__init__(chunks, "application/vnd.awslambda.http-integration-response")
+        self.metadata = {"statusCode": status_code, "headers": headers or {}, "cookies": cookies or []}
+
+    def prelude(self):
+        return json.dumps(self.metadata).encode() + b"\0" * 8  # eight NULs end the prelude
+
+
+class OutgoingStream:
+    """A handler's chunks on their way out. The first is produced before anything is sent, so a handler
+    that fails at once is answered with an ordinary error; a later failure ends the stream with trailers."""
+
+    def __init__(self, response, request_id):
+        self.content_type = response.content_type
+        self.request_id = request_id
+        self.error = None
+        iterator = response.chunks
+        if not isinstance(iterator, types.AsyncGeneratorType):
+            iterator = iter(iterator)
+        self._iterator = iterator
+        self._first = response.prelude() + self._next_chunk(b"")
+
+    def _next_chunk(self, end):
+        iterator = self._iterator
+        try:
+            if isinstance(iterator, types.AsyncGeneratorType):
+                chunk = run_awaitable(iterator.__anext__())
+            else:
+                chunk = next(iterator)
+        except (StopIteration, StopAsyncIteration):
+            return end
+        if isinstance(chunk, str):
+            return chunk.encode("utf-8")
+        if isinstance(chunk, (bytes, bytearray, memoryview)):
+            return bytes(chunk)
+        raise TypeError("a streamed chunk must be bytes or str, not %s" % type(chunk).__name__)
+
+    def __iter__(self):
+        yield self._first
+        try:
+            while True:
+                chunk = self._next_chunk(None)
+                if chunk is None:
+                    return
+                yield chunk
+        except Exception as exc:
+            self.error = invocation_error(exc, self.request_id)
+            LOG_SINK.write_error(self.error)
+
+    def trailers(self):
+        if self.error is None:
+            return []
+        import base64
+
+        body = base64.b64encode(to_json(self.error.body).encode()).decode()
+        return [
+            ("Lambda-Runtime-Function-Error-Type", self.error.header_type),
+            ("Lambda-Runtime-Function-Error-Body", body),
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Graceful shutdown and extensions (beyond awslambdaric)
+# ---------------------------------------------------------------------------
+
+SHUTDOWN_EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
+SHUTDOWN_HOOKS_SECONDS = 0.4  # of the 500 ms Lambda gives a runtime with an internal extension
+_shutdown_hooks = []
+
+
+def on_shutdown(hook):
+    """Run `hook()` when Lambda shuts the environment down. Use as a decorator in the handler module;
+    it opts the function in to graceful shutdown, as LAMBDA_GRACEFUL_SHUTDOWN=1 does."""
+    _shutdown_hooks.append(hook)
+    return hook
+
+
+def start_shutdown_extension(address):
+    """Lambda sends SIGTERM only when an extension is registered: register a no-op internal one before the
+    first /next, and keep it waiting on its own connection so that init can complete."""
+    import threading
+
+    extension = ExtensionsApiClient(address)
+    try:
+        extension.register(SHUTDOWN_EXTENSION_NAME, [])
+    except (OSError, RuntimeApiError) as exc:
+        LOG_SINK.write_runtime_message("graceful shutdown is off: %s" % exc, logging.WARNING)
+        return
+    threading.Thread(
+        target=_wait_for_events, args=(extension,), name="shutdown-extension", daemon=True
+    ).start()
+
+
+def _wait_for_events(extension):
+    with contextlib.suppress(Exception):  # it only has to be there; it subscribed to nothing
+        while True:
+            extension.next_event()
+
+
+def run_shutdown_hooks():
+    import threading
+
+    def run_all():
+        for hook in reversed(_shutdown_hooks):
+            try:
+                hook()
+            except Exception:
+                logging.getLogger().exception("shutdown hook %r failed", hook)
+
+    worker = threading.Thread(target=run_all, name="shutdown-hooks", daemon=True)
+    worker.start()
+    worker.join(SHUTDOWN_HOOKS_SECONDS)
+
+
+def run_extension(config, name, target):
+    """`bootstrap --extension NAME MODULE.FUNCTION`: an external extension that calls FUNCTION(event) for
+    each event it receives, and leaves at SHUTDOWN."""
+    extension = ExtensionsApiClient(config.api_address)
+    extension.register(name, ["INVOKE", "SHUTDOWN"])
+    try:
+        callback = load_handler(target)
+    except Exception as exc:
+        error_type = exc.error_type if isinstance(exc, RuntimeFault) else type(exc).__name__
+        extension.init_error("Extension.%s" % error_type.rpartition(".")[2], safe_str(exc))
+        return 1
+    while True:
+        event = extension.next_event()
+        try:
+            callback(event)
+        except Exception as exc:
+            extension.exit_error("Extension.%s" % type(exc).__name__, safe_str(exc))
+            return 1
+        if str(event.get("eventType", "")).upper() == "SHUTDOWN":
+            return 0
+
+
+# ---------------------------------------------------------------------------
+# Lambda Managed Instances: several workers (beyond awslambdaric)
+# ---------------------------------------------------------------------------
+
+WORKER_RESTART_WINDOW_SECONDS = 30.0
+
+
+def run_workers(config, count):
+    """N worker processes, each with its own /next loop and connection; a worker that dies is replaced,
+    and when they keep dying the parent gives up with a non-zero exit."""
+    workers, deaths = {}, []
+
+    def start(slot):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(worker_main(config))
+        workers[pid] = slot
+
+    def stop_all(signum=None, frame=None):
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if signum is not None:
+            on_sigterm(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    for slot in range(count):
+        start(slot)
+    while True:
+        pid, status = os.wait()
+        slot = workers.pop(pid, None)
+        if slot is None:
+            continue
+        now = time.monotonic()
+        deaths = [t for t in deaths if now - t < WORKER_RESTART_WINDOW_SECONDS] + [now]
+        code = os.waitstatus_to_exitcode(status)
+        if len(deaths) > count:
+            LOG_SINK.write_runtime_message(
+                "workers keep exiting (worker %d: status %d); giving up" % (slot, code)
+            )
+            stop_all()
+            return 1
+        LOG_SINK.write_runtime_message("worker %d exited with status %d; starting another" % (slot, code))
+        start(slot)
+
+
+def worker_main(config):
+    """One LMI worker: its output to the platform's log socket when there is one, then the usual loop."""
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        if config.log_socket:
+            import socket
+
+            for fd in (1, 2):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(config.log_socket)
+                os.dup2(sock.fileno(), fd)
+                sock.close()
+        return serve(config)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
@@ -988,34 +1340,50 @@ _THIS_FILE = run.__code__.co_filename
 
 
 def on_sigterm(signum, frame):
-    """Lambda sends SIGTERM at shutdown: flush what is logged and leave cleanly."""
+    """Lambda sends SIGTERM at shutdown: run the shutdown hooks, flush what is logged, leave cleanly."""
+    if _shutdown_hooks:
+        run_shutdown_hooks()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a handler may have closed them: nothing is left to save
             stream.flush()
     os._exit(0)
 
 
+def serve(config):
+    """The runtime in one process: its exit status."""
+    try:
+        run(config, RuntimeApiClient(config.api_address))
+    except RuntimeApiError as exc:
+        LOG_SINK.write_runtime_message("%s; exiting" % exc)
+        return 2
+    return 0
+
+
 def main(argv=None, environ=None):
     global LOG_SINK
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
-    config = RuntimeConfig(environ, argv)
+    extension = argv[1:2] == ["--extension"]
+    config = RuntimeConfig(environ, argv[:1] if extension else argv)
     if not config.api_address:
         sys.stderr.write(
             "bootstrap: AWS_LAMBDA_RUNTIME_API is not set. Lambda sets it; to run locally, set it to the "
             "host:port of a Runtime API (for example the Runtime Interface Emulator).\n"
         )
         return 1
+    # Handler modules reach on_shutdown, StreamingResponse and the rest as `import bootstrap`.
+    sys.modules.setdefault("bootstrap", sys.modules[__name__])
     signal.signal(signal.SIGTERM, on_sigterm)
     prepare_process(config, environ)
     LOG_SINK = setup_logging(config)
-    client = RuntimeApiClient(config.api_address)
-    try:
-        run(config, client)
-    except RuntimeApiError as exc:
-        LOG_SINK.write_runtime_message("%s; exiting" % exc)
-        return 2
-    return 0
+    if extension:
+        if len(argv) != 4:
+            sys.stderr.write("usage: bootstrap --extension NAME MODULE.FUNCTION\n")
+            return 2
+        return run_extension(config, argv[2], argv[3])
+    if config.max_concurrency is not None:
+        return run_workers(config, config.max_concurrency)
+    return serve(config)
 
 
 if __name__ == "__main__":
