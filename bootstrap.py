@@ -188,12 +188,19 @@ def exception_chain(exc):
         chain.append((how, exc))
 
 
+def working_directory():
+    try:
+        return os.getcwd()
+    except OSError:  # a handler removed the directory it was in
+        return ""
+
+
 def xray_cause(error_type, message, frames):
     """The X-Ray error cause, cut to what the platform keeps rather than dropped."""
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
     while True:
         cause = {
-            "working_directory": os.getcwd(),
+            "working_directory": working_directory(),
             "exceptions": [{"message": message, "type": error_type, "stack": stack}],
             "paths": sorted({entry["path"] for entry in stack}),
         }
@@ -758,15 +765,18 @@ class FlushingStream:
 class LogSink:
     """Where log records go: stdout as lines, or the telemetry fd as frames."""
 
-    def __init__(self, json_format, fd=None):
+    def __init__(self, json_format, fd=None, stream=None):
         self.json_format = json_format
         self.error_frame = frame_type(40, json_format)
         self.default_frame = frame_type(0, json_format)
         self._file = os.fdopen(int(fd), "wb", 0) if fd is not None else None
+        self._stream = stream  # None: whatever sys.stdout is at the time
 
     def write(self, text, frame=None):
         if self._file is None:
-            sys.stdout.write(text)
+            stream = self._stream or sys.stdout
+            stream.write(text)
+            stream.flush()
             return
         data = text.encode("utf-8", "backslashreplace")
         header = (frame or self.default_frame) + len(data).to_bytes(4, "big")
@@ -939,12 +949,21 @@ def inherit_invocation_context():
     threading.Thread.start = start_in_context
 
 
+def own_stdout():
+    """The runtime's own copy of stdout: logs still reach CloudWatch after a handler closes or replaces
+    sys.stdout."""
+    try:
+        return open(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="backslashreplace")
+    except (AttributeError, OSError, ValueError):  # stdout is not a file here: share it
+        return sys.stdout
+
+
 def setup_logging(config):
     """Unbuffered stdout/stderr and the root logger handler; returns the log sink."""
     sys.stdout = FlushingStream(sys.stdout)
     sys.stderr = FlushingStream(sys.stderr)
     json_format = config.log_format == "JSON"
-    sink = LogSink(json_format, config.telemetry_fd)
+    sink = LogSink(json_format, config.telemetry_fd, own_stdout())
     handler = LambdaLogHandler(sink, per_level_frames=json_format or bool(config.log_level))
     handler.setFormatter(JsonFormatter(config.timestamp_ms) if json_format else TextFormatter())
     handler.addFilter(RequestIdFilter())
