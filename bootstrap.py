@@ -227,96 +227,152 @@ class Invocation:
     )  # fmt: skip
 
     def __init__(self, headers, body):
-        self.request_id = headers.get("Lambda-Runtime-Aws-Request-Id")
+        """`headers`: lower-case names."""
+        self.request_id = headers.get("lambda-runtime-aws-request-id")
         self.body = body
-        self.content_type = headers.get("Content-Type") or "application/json"
+        self.content_type = headers.get("content-type") or "application/json"
         try:
-            self.deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms") or 0)
+            self.deadline_ms = int(headers.get("lambda-runtime-deadline-ms") or 0)
         except ValueError:
             self.deadline_ms = 0
-        self.function_arn = header_text(headers.get("Lambda-Runtime-Invoked-Function-Arn"))
-        self.trace_id = headers.get("Lambda-Runtime-Trace-Id") or None
-        self.client_context = header_text(headers.get("Lambda-Runtime-Client-Context"))
-        self.cognito_identity = header_text(headers.get("Lambda-Runtime-Cognito-Identity"))
-        self.tenant_id = header_text(headers.get("Lambda-Runtime-Aws-Tenant-Id"))
-        self.invocation_id = headers.get("Lambda-Runtime-Invocation-Id")
+        self.function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.trace_id = headers.get("lambda-runtime-trace-id") or None
+        self.client_context = headers.get("lambda-runtime-client-context")
+        self.cognito_identity = headers.get("lambda-runtime-cognito-identity")
+        self.tenant_id = headers.get("lambda-runtime-aws-tenant-id")
+        self.invocation_id = headers.get("lambda-runtime-invocation-id")
 
 
-def header_text(value):
-    """http.client reads header bytes as Latin-1; the Runtime API sends UTF-8."""
-    if value is None or value.isascii():
-        return value
+class KeepAliveConnection:
+    """One HTTP/1.1 connection to the Runtime API, opened once and kept for every call.
+
+    urllib3 opens the socket (TCP_NODELAY and a connect timeout, the same on urllib3 1.26 and 2.x). The
+    runtime frames requests and responses itself: the endpoint is fixed and local, and http.client's
+    email-based header parsing took more than a quarter of the runtime's own time per event.
+    """
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self._host_header = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+        self.sock = self._reader = None
+
+    def close(self):
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self._reader.close()
+                self.sock.close()
+        self.sock = self._reader = None
+
+    def request(self, method, path, body=None, headers=()):
+        """(status, headers with lower-case names, body). Any failure on the wire: TransportError."""
+        try:
+            self.send_head(method, path, headers, body)
+            return self.read_response()
+        except Exception as exc:
+            raise self.broken(exc) from exc
+
+    def broken(self, exc):
+        self.close()
+        return TransportError("%s: %s" % (type(exc).__name__, exc))
+
+    def send_head(self, method, path, headers, body=None):
+        if self.sock is None:
+            import socket
+
+            from urllib3.util.connection import create_connection
+
+            options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            sock = create_connection((self.host, self.port), CONNECT_TIMEOUT_SECONDS, socket_options=options)
+            sock.settimeout(None)  # /next may wait for minutes, across freezes of the sandbox
+            self.sock, self._reader = sock, sock.makefile("rb")
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self._host_header)
+        head += "User-Agent: %s\r\n" % USER_AGENT
+        head += "".join("%s: %s\r\n" % pair for pair in headers)
+        if body is not None:
+            head += "Content-Length: %d\r\n" % len(body)
+        head = (head + "\r\n").encode("utf-8")
+        if body and len(body) <= 65536:
+            self.sock.sendall(head + body)  # one segment for the common small post
+        else:
+            self.sock.sendall(head)
+            if body:
+                self.sock.sendall(body)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_response(self):
+        reader = self._reader
+        status = 100
+        while 100 <= status < 200:  # skip interim responses
+            line = reader.readline(65537)
+            if not line:
+                raise ConnectionError("the Runtime API closed the connection")
+            status = int(line.split(None, 2)[1])
+            headers = {}
+            while True:
+                line = reader.readline(65537)
+                if line in (b"\r\n", b"\n"):
+                    break
+                if not line:
+                    raise ConnectionError("the connection closed inside the response headers")
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower().decode("latin-1")] = _header_value(value.strip())
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            body = reader.read(length)
+            if len(body) != length:
+                raise ConnectionError("the response was cut short: %d of %d bytes" % (len(body), length))
+        elif status in (204, 304):
+            body = b""
+        else:  # no length: the body runs to the end of the connection
+            body = reader.read()
+            headers["connection"] = "close"
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
+
+    def _read_chunked(self):
+        parts = []
+        while True:
+            size = int(self._reader.readline(65537).split(b";", 1)[0], 16)
+            if size == 0:
+                break
+            parts.append(self._reader.read(size))
+            self._reader.readline(65537)
+        while self._reader.readline(65537) not in (b"\r\n", b"\n", b""):  # trailers
+            pass
+        return b"".join(parts)
+
+
+def _header_value(raw):
+    """The Runtime API sends header values as UTF-8 (client context may hold any text)."""
     try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 class RuntimeApiClient:
-    """The Runtime API over one keep-alive urllib3 connection.
-
-    urllib3's HTTPConnection sets up the socket (TCP_NODELAY, connect timeout);
-    requests go through the http.client primitives it inherits, which are the
-    same on urllib3 1.26 and 2.x and skip per-request pool bookkeeping.
-    """
+    """The Runtime API calls, all over one KeepAliveConnection."""
 
     def __init__(self, address):
         host, _, port = address.rpartition(":")
-        self.host, self.port = host.strip("[]"), int(port)
         self.base = "/%s/runtime" % API_VERSION
-        self._conn = None
-
-    def _connection(self):
-        if self._conn is None:
-            import http.client
-
-            from urllib3.connection import HTTPConnection
-
-            self._getresponse = http.client.HTTPConnection.getresponse
-            self._conn = HTTPConnection(self.host, self.port, timeout=CONNECT_TIMEOUT_SECONDS)
-        conn = self._conn
-        if conn.sock is None:
-            conn.connect()
-            conn.sock.settimeout(None)  # /next may wait for minutes, across freezes of the sandbox
-        return conn
-
-    def _request(self, method, path, body=None, headers=()):
-        try:
-            conn = self._connection()
-            self._send_head(conn, method, path, headers, body)
-            if body:
-                conn.send(body)
-            response = self._getresponse(conn)
-            data = response.read()
-        except Exception as exc:
-            raise self._broken(exc) from exc
-        return response.status, response.headers, data
-
-    @staticmethod
-    def _send_head(conn, method, path, headers, body=None):
-        conn.putrequest(method, path, skip_accept_encoding=True)
-        conn.putheader("User-Agent", USER_AGENT)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-
-    def _broken(self, exc):
-        if self._conn is not None:
-            self._conn.close()
-        return TransportError("%s: %s" % (type(exc).__name__, exc))
+        self._conn = KeepAliveConnection(host.strip("[]"), int(port))
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
         for delay in (*NEXT_RETRY_DELAYS, None):
             try:
-                status, headers, body = self._request("GET", path)
+                status, headers, body = self._conn.request("GET", path)
                 break
             except TransportError as exc:  # nothing was taken: asking again cannot take an event twice
                 if delay is None:
                     raise RuntimeApiError(
-                        "cannot reach the Runtime API at %s:%s: %s" % (self.host, self.port, exc)
+                        "cannot reach the Runtime API at %s: %s" % (self._conn._host_header, exc)
                     ) from exc
                 time.sleep(delay)
         if status != 200:
@@ -354,20 +410,19 @@ class RuntimeApiClient:
             ("Trailer", "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
         ]
         self._add_invocation_id(headers, invocation)
+        conn = self._conn
         try:
-            conn = self._connection()
-            self._send_head(conn, "POST", path, headers)
+            conn.send_head("POST", path, headers)
             for chunk in stream:
                 if chunk:  # an empty chunk would end the body
                     conn.send(b"%X\r\n%s\r\n" % (len(chunk), chunk))
             trailers = "".join("%s: %s\r\n" % pair for pair in stream.trailers())
-            conn.send(b"0\r\n" + trailers.encode("latin-1") + b"\r\n")
-            response = self._getresponse(conn)
-            answer = response.read()
+            conn.send(b"0\r\n" + trailers.encode("utf-8") + b"\r\n")
+            status, _, answer = conn.read_response()
         except Exception as exc:
-            raise RuntimeApiError("POST %s failed: %s" % (path, self._broken(exc))) from exc
+            raise RuntimeApiError("POST %s failed: %s" % (path, conn.broken(exc))) from exc
         conn.close()  # the platform asks for a new connection after a streamed response
-        return response.status, answer
+        return status, answer
 
     @staticmethod
     def _add_invocation_id(headers, invocation):
@@ -377,7 +432,7 @@ class RuntimeApiClient:
     def _post(self, path, body, headers, invocation):
         self._add_invocation_id(headers, invocation)
         try:
-            status, _, answer = self._request("POST", self.base + path, body, headers)
+            status, _, answer = self._conn.request("POST", self.base + path, body, headers)
         except TransportError as exc:  # the post may have arrived: sending it again could answer twice
             raise RuntimeApiError("POST %s failed: %s" % (path, exc)) from exc
         if status >= 500:
@@ -390,30 +445,24 @@ class ExtensionsApiClient:
     helper and for extensions run with `bootstrap --extension NAME MODULE.FUNCTION`."""
 
     def __init__(self, address):
-        import http.client
-
         host, _, port = address.rpartition(":")
-        self._conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=CONNECT_TIMEOUT_SECONDS)
+        self._conn = KeepAliveConnection(host.strip("[]"), int(port))
         self.base = "/2020-01-01/extension"
         self.identifier = None
 
-    def _call(self, method, path, body=None, headers=None):
-        headers = dict(headers or {})
+    def _call(self, method, path, body=None, headers=()):
+        headers = list(headers)
         if self.identifier is not None:
-            headers["Lambda-Extension-Identifier"] = self.identifier
-        self._conn.request(method, self.base + path, body=body, headers=headers)
-        if self._conn.sock is not None:
-            self._conn.sock.settimeout(None)  # event/next waits as long as the environment lives
-        response = self._conn.getresponse()
-        return response.status, response.headers, response.read()
+            headers.append(("Lambda-Extension-Identifier", self.identifier))
+        return self._conn.request(method, self.base + path, body, headers)
 
     def register(self, name, events):
         """Register as extension `name` for `events` (e.g. ["INVOKE", "SHUTDOWN"]); returns the body."""
         body = json.dumps({"events": list(events)}).encode()
-        status, headers, answer = self._call("POST", "/register", body, {"Lambda-Extension-Name": name})
+        status, headers, answer = self._call("POST", "/register", body, [("Lambda-Extension-Name", name)])
         if status != 200:
             raise RuntimeApiError.answered("POST", self.base + "/register", status, answer)
-        self.identifier = headers.get("Lambda-Extension-Identifier")
+        self.identifier = headers.get("lambda-extension-identifier")
         return json.loads(answer or b"{}")
 
     def next_event(self):
@@ -431,7 +480,7 @@ class ExtensionsApiClient:
 
     def _report(self, path, error_type, message):
         body = json.dumps({"errorMessage": message, "errorType": error_type, "stackTrace": []}).encode()
-        return self._call("POST", path, body, {"Lambda-Extension-Function-Error-Type": error_type})[0]
+        return self._call("POST", path, body, [("Lambda-Extension-Function-Error-Type", error_type)])[0]
 
 
 # ---------------------------------------------------------------------------
@@ -1230,7 +1279,7 @@ def start_shutdown_extension(address):
     extension = ExtensionsApiClient(address)
     try:
         extension.register(SHUTDOWN_EXTENSION_NAME, [])
-    except (OSError, RuntimeApiError) as exc:
+    except (TransportError, RuntimeApiError) as exc:
         LOG_SINK.write_runtime_message("graceful shutdown is off: %s" % exc, logging.WARNING)
         return
     threading.Thread(

@@ -184,9 +184,9 @@ def test_invocation_reads_headers_and_survives_a_bad_deadline():
         "Lambda-Runtime-Aws-Request-Id": "r1",
         "Lambda-Runtime-Deadline-Ms": "soon",
         "Lambda-Runtime-Aws-Tenant-Id": "",
-        "Lambda-Runtime-Client-Context": '{"custom": {"k": "é"}}'.encode().decode("latin-1"),
+        "Lambda-Runtime-Client-Context": '{"custom": {"k": "é"}}',
     }
-    invocation = bootstrap.Invocation(headers, b"{}")
+    invocation = bootstrap.Invocation({k.lower(): v for k, v in headers.items()}, b"{}")
     assert invocation.deadline_ms == 0
     assert invocation.tenant_id == ""
     assert invocation.trace_id is None
@@ -195,10 +195,11 @@ def test_invocation_reads_headers_and_survives_a_bad_deadline():
     assert json.loads(invocation.client_context) == {"custom": {"k": "é"}}
 
 
-def test_client_parses_ipv4_and_ipv6_addresses():
-    assert (bootstrap.RuntimeApiClient("127.0.0.1:9001").port) == 9001
-    client = bootstrap.RuntimeApiClient("[::1]:9001")
-    assert (client.host, client.port) == ("::1", 9001)
+def test_connection_parses_ipv4_and_ipv6_addresses():
+    conn = bootstrap.RuntimeApiClient("127.0.0.1:9001")._conn
+    assert (conn.host, conn.port, conn._host_header) == ("127.0.0.1", 9001, "127.0.0.1:9001")
+    conn = bootstrap.RuntimeApiClient("[::1]:9001")._conn
+    assert (conn.host, conn.port, conn._host_header) == ("::1", 9001, "[::1]:9001")
 
 
 # --- handler loading -------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ INVOCATION_HEADERS = {
 
 
 def make_context(client_context, cognito):
-    invocation = bootstrap.Invocation(INVOCATION_HEADERS, b"{}")
+    invocation = bootstrap.Invocation({k.lower(): v for k, v in INVOCATION_HEADERS.items()}, b"{}")
     return bootstrap.LambdaContext(invocation, client_context, cognito)
 
 
@@ -347,7 +348,7 @@ def test_context_identity_is_an_object_even_without_cognito():
 
 def test_remaining_time_never_negative():
     invocation = bootstrap.Invocation(
-        {"Lambda-Runtime-Aws-Request-Id": "r", "Lambda-Runtime-Deadline-Ms": "1"}, b""
+        {"lambda-runtime-aws-request-id": "r", "lambda-runtime-deadline-ms": "1"}, b""
     )
     assert bootstrap.LambdaContext(invocation, None, None).get_remaining_time_in_millis() == 0
 
