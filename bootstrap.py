@@ -48,8 +48,13 @@ class RuntimeConfig:
         self.timestamp_ms = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
         self.telemetry_fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
         self.graceful_shutdown = environ.get("LAMBDA_GRACEFUL_SHUTDOWN", "") not in ("", "0", "false")
-        concurrency = environ.get("AWS_LAMBDA_MAX_CONCURRENCY")
-        self.max_concurrency = max(1, int(concurrency)) if concurrency else None
+        concurrency = environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "")
+        self.max_concurrency = int(concurrency) if concurrency.strip().isdigit() else None
+        self.config_error = None
+        if concurrency and (self.max_concurrency is None or self.max_concurrency < 1):
+            self.config_error = (
+                "AWS_LAMBDA_MAX_CONCURRENCY must be a whole number of workers, not %r" % concurrency
+            )
         self.log_socket = environ.get("_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
         self.frozen = bool(getattr(sys, "frozen", False))
 
@@ -1434,10 +1439,12 @@ def main(argv=None, environ=None):
     extension = argv[1:2] == ["--extension"]
     config = RuntimeConfig(environ, argv[:1] if extension else argv)
     if not config.api_address:
-        sys.stderr.write(
-            "bootstrap: AWS_LAMBDA_RUNTIME_API is not set. Lambda sets it; to run locally, set it to the "
-            "host:port of a Runtime API (for example the Runtime Interface Emulator).\n"
+        config.config_error = (
+            "AWS_LAMBDA_RUNTIME_API is not set. Lambda sets it; to run locally, set it to the "
+            "host:port of a Runtime API (for example the Runtime Interface Emulator)."
         )
+    if config.config_error:
+        sys.stderr.write("bootstrap: %s\n" % config.config_error)
         return 1
     # Handler modules reach on_shutdown, StreamingResponse and the rest as `import bootstrap`.
     sys.modules.setdefault("bootstrap", sys.modules[__name__])

@@ -660,3 +660,10 @@ def test_flushing_stream_flushes_every_write():
     stream.write("partial line without newline")
     assert flushed == [1]
     assert stream.encoding == "utf-8"
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-2", "1.5"])
+def test_a_bad_max_concurrency_is_a_clear_start_error(value, capsys):
+    environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "AWS_LAMBDA_MAX_CONCURRENCY": value}
+    assert bootstrap.main(["bootstrap"], environ) == 1
+    assert "AWS_LAMBDA_MAX_CONCURRENCY must be a whole number of workers" in capsys.readouterr().err
