@@ -158,6 +158,10 @@ class InvocationError:
         self.header_type = header_type
         self.chain = chain  # chained exceptions, for the log only
 
+    def json(self):
+        """The error body as awslambdaric writes it: ASCII, so even a lone surrogate gets through."""
+        return to_json(self.body, ensure_ascii=True)
+
     @classmethod
     def from_fault(cls, fault, request_id=""):
         body = error_body(fault.error_type, fault.message, fault.stack_trace, request_id)
@@ -172,7 +176,9 @@ class InvocationError:
         body = error_body(name, message, format_frames(frames), request_id)
         if header_type is None:
             header_type = (
-                "Function.%s" % name if name.isalpha() and name[0].isupper() else "Function.Unhandled"
+                "Function.%s" % name
+                if name.isascii() and name.isalpha() and name[0].isupper()
+                else "Function.Unhandled"
             )
         return cls(body, xray_cause(name, message, frames), header_type, exception_chain(exc))
 
@@ -394,7 +400,7 @@ class RuntimeApiClient:
             ("Lambda-Runtime-Function-Error-Type", error.header_type),
             ("Lambda-Runtime-Function-XRay-Error-Cause", error.xray_cause),
         ]
-        body = to_json(error.body).encode()
+        body = error.json().encode("ascii")
         return self._post("/invocation/%s/error" % invocation.request_id, body, headers, invocation)
 
     def post_init_error(self, error):
@@ -402,7 +408,7 @@ class RuntimeApiClient:
             ("Content-Type", "application/json"),
             ("Lambda-Runtime-Function-Error-Type", error.header_type),
         ]
-        return self._post("/init/error", to_json(error.body).encode(), headers, None)
+        return self._post("/init/error", error.json().encode("ascii"), headers, None)
 
     def post_stream(self, invocation, stream):
         """A streamed response: chunked, each chunk sent as soon as it is produced. A failure after the
@@ -677,14 +683,17 @@ class _NeedsSlowPath(Exception):
 
 
 def _reject(obj):
-    import decimal
-
-    if isinstance(obj, decimal.Decimal):
+    decimal = sys.modules.get("decimal")  # not imported: obj cannot be a Decimal (and sys.path may be gone)
+    if decimal is not None and isinstance(obj, decimal.Decimal):
         raise _NeedsSlowPath
     raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
 
 
-_encode_fast = json.JSONEncoder(ensure_ascii=False, allow_nan=True, default=_reject).encode
+# The C encoder for everything but Decimal; keyed by ensure_ascii.
+_FAST_ENCODERS = {
+    ascii_only: json.JSONEncoder(ensure_ascii=ascii_only, allow_nan=True, default=_reject).encode
+    for ascii_only in (False, True)
+}
 
 
 def decode_event(body, content_type):
@@ -714,17 +723,16 @@ def encode_result(result):
 
 def to_json(obj, ensure_ascii=False):
     """JSON as awslambdaric writes it: Decimal as its exact text, NaN and Infinity allowed."""
-    if not ensure_ascii:
-        try:
-            return _encode_fast(obj)
-        except _NeedsSlowPath:
-            pass
-    return "".join(_decimal_encoder(ensure_ascii)(obj, 0))
+    try:
+        return _FAST_ENCODERS[ensure_ascii](obj)
+    except _NeedsSlowPath:
+        return "".join(_decimal_encoder(ensure_ascii)(obj, 0))
 
 
 def _decimal_encoder(ensure_ascii):
-    import decimal
     from json import encoder
+
+    decimal = sys.modules["decimal"]  # a Decimal was met, so it is imported
 
     def number_text(value):
         if isinstance(value, decimal.Decimal):
@@ -841,7 +849,7 @@ class LogSink:
         body = error.body
         if self.json_format:
             timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            text = to_json({"timestamp": timestamp, "level": "ERROR", **body})
+            text = to_json({"timestamp": timestamp, "level": "ERROR", **body}, ensure_ascii=True)
             self.write(text + "\n" if self._file is None else text, self.error_frame)
             return
         lines = [error_headline(body.get("errorType"), body.get("errorMessage"))]
@@ -1253,7 +1261,7 @@ class OutgoingStream:
             return []
         import base64
 
-        body = base64.b64encode(to_json(self.error.body).encode()).decode()
+        body = base64.b64encode(self.error.json().encode("ascii")).decode()
         return [
             ("Lambda-Runtime-Function-Error-Type", self.error.header_type),
             ("Lambda-Runtime-Function-Error-Body", body),

@@ -9,5 +9,6 @@ import sys
 
 
 def on_event(event):
-    summary = {k: event.get(k) for k in ("eventType", "requestId", "deadlineMs", "shutdownReason") if k in event}
+    keys = ("eventType", "requestId", "deadlineMs", "shutdownReason")
+    summary = {k: event[k] for k in keys if k in event}
     sys.stdout.write("[log-events] %s\n" % json.dumps(summary))
