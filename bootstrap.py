@@ -834,6 +834,9 @@ class LogSink:
         self._file = os.fdopen(int(fd), "wb", 0) if fd is not None else None
         self._stream = stream  # None: whatever sys.stdout is at the time
 
+    def write_to(self, stream):
+        self._stream = stream
+
     def write(self, text, frame=None):
         if self._file is None:
             stream = self._stream or sys.stdout
@@ -1167,7 +1170,7 @@ def _payload_limit(reply):
 
 
 def safe_text(data):
-    return data[:500].decode("utf-8", "replace")
+    return data[:500].decode("utf-8", "replace").strip()
 
 
 _event_loop = None
@@ -1401,6 +1404,7 @@ def worker_main(config):
                 sock.connect(config.log_socket)
                 os.dup2(sock.fileno(), fd)
                 sock.close()
+            LOG_SINK.write_to(own_stdout())  # its copy of fd 1 was made before the fork
         return serve(config)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1

@@ -13,6 +13,30 @@ scripted per request id; by default the fake behaves like RAPID:
 - an answer for a request id that is not the current invocation: 400 ``InvalidRequestID``;
 - ``/runtime/init/error``: 202.
 
+Chunked request bodies (streamed responses) are read as they arrive: each chunk's
+size and arrival time (``time.monotonic()``) is recorded in ``Request.chunks``, and a
+stream still arriving can be watched with ``streams_in_progress()`` / ``wait_chunks()``.
+With ``keep_body_bytes=N`` only the first N bytes of a chunked body are kept (its size
+and SHA-256 are always recorded), so a 100 MB stream costs the fake no memory.
+A ``/response`` in ``Lambda-Runtime-Function-Response-Mode: streaming`` is held to
+``stream_limit`` (200 MiB) instead of ``payload_limit``; any other mode value is a 400.
+
+The Extensions API (``/2020-01-01/extension/...``) is there too: ``register`` answers
+with a ``Lambda-Extension-Identifier`` uuid (403 RAPID-like errors for a missing name,
+SHUTDOWN asked by an internal extension when ``external_extensions`` is set, or a
+registration after the runtime's first ``/next``); ``event/next`` blocks until the test
+pushes an event (``push_extension_event``, ``extension_invoke``, ``extension_shutdown``)
+or the server stops; ``init/error`` and ``exit/error`` answer 202. All are recorded
+(kinds ``ext_register``, ``ext_next``, ``ext_init_error``, ``ext_exit_error``). As in
+RAPID, the runtime's ``/next`` is not served until every registered extension has called
+``event/next`` once (init is over), and each served event is also sent as INVOKE to the
+extensions subscribed to it (``forward_invokes_to_extensions``).
+
+``concurrent=True`` models Lambda Managed Instances: any number of ``/next`` calls are
+served at once, each a different event, and an answer is accepted for any event in
+flight (served, not yet answered); an unknown or already answered id gets 400
+``InvalidRequestID`` (LMI RAPID). ``max_in_flight`` is the most events in flight at once.
+
 ``/next`` blocks while the event queue is empty, in short bounded waits, and
 gives up when the server stops. Every ``wait_*`` helper takes a timeout and
 raises ``TimeoutError`` with a description of what was awaited and what was seen.
@@ -24,6 +48,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import http.client
 import http.server
 import json
@@ -43,6 +68,12 @@ PREFIX = "/2018-06-01"
 NEXT_PATH = PREFIX + "/runtime/invocation/next"
 INIT_ERROR_PATH = PREFIX + "/runtime/init/error"
 INVOCATION_PREFIX = PREFIX + "/runtime/invocation/"
+EXTENSION_PREFIX = "/2020-01-01/extension"
+EXT_REGISTER_PATH = EXTENSION_PREFIX + "/register"
+EXT_NEXT_PATH = EXTENSION_PREFIX + "/event/next"
+EXT_INIT_ERROR_PATH = EXTENSION_PREFIX + "/init/error"
+EXT_EXIT_ERROR_PATH = EXTENSION_PREFIX + "/exit/error"
+STREAM_LIMIT = 200 * 1024 * 1024
 
 RAPID_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # 6291556
 TOO_LARGE_BODY = (
@@ -58,6 +89,14 @@ INVALID_STATE_BODY = (
 )
 CONTAINER_ERROR_BODY = b'{"errorMessage":"Internal container error","errorType":"ContainerError"}'
 INVOKE_TIMEOUT_BODY = b'{"errorMessage":"Invoke timeout","errorType":"InvokeTimeout"}'
+INVALID_MODE_BODY = (
+    b'{"errorMessage":"Invalid function response mode","errorType":"InvalidFunctionResponseMode"}'
+)
+
+
+def _error_body(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
 
 DEFAULT_ARN = "arn:aws:lambda:us-east-1:123456789012:function:test-fn"
 
@@ -117,6 +156,25 @@ class Reply:
 
 
 @dataclass
+class Chunk:
+    at: float  # time.monotonic() when the chunk's last byte arrived
+    size: int
+
+
+@dataclass
+class Extension:
+    """One extension registered with the fake Extensions API."""
+
+    name: str
+    identifier: str
+    events: List[str]
+    seq: int  # seq of its register request
+    queue: Deque[Dict[str, Any]] = field(default_factory=collections.deque)
+    next_calls: int = 0
+    waiting: int = 0  # event/next calls blocked right now
+
+
+@dataclass
 class Request:
     """One recorded HTTP request."""
 
@@ -132,6 +190,13 @@ class Request:
     request_id: Optional[str] = None  # for response/error posts
     reply_status: Optional[int] = None
     received_at: float = 0.0
+    # Chunked bodies: each chunk's arrival (time.monotonic() when its last byte came) and size.
+    chunks: List[Chunk] = field(default_factory=list)
+    started_at: float = 0.0  # time.monotonic() when the request head arrived
+    size: int = 0  # body size, even when only part of it was kept
+    sha256: str = ""
+    truncated: bool = False  # only the first keep_body_bytes of the body were kept
+    complete: bool = False  # the whole body has arrived
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -193,10 +258,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.api._unregister_conn(self.connection)
 
     # -- body reading --------------------------------------------------
-    def _read_body(self) -> Tuple[bytes, bool, Optional[Headers]]:
+    def _read_body(self, req: Request) -> None:
+        """Read the body into ``req``: chunk by chunk (recording each) when chunked."""
+        api = self.server.api
         te = (self.headers.get("Transfer-Encoding") or "").lower()
-        if "chunked" in te:
-            chunks = []
+        if "chunked" not in te:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if len(body) != length:
+                raise ConnectionError("body cut short")
+            req.body, req.size, req.complete = body, len(body), True
+            req.sha256 = hashlib.sha256(body).hexdigest()
+            return
+        req.chunked = True
+        keep = api.keep_body_bytes
+        kept = bytearray()
+        digest = hashlib.sha256()
+        api._stream_started(req)
+        try:
             while True:
                 line = self.rfile.readline(65537)
                 if not line:
@@ -204,8 +283,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 size = int(line.split(b";", 1)[0].strip(), 16)
                 if size == 0:
                     break
-                chunks.append(self.rfile.read(size))
+                left = size
+                while left:
+                    piece = self.rfile.read(min(left, 1 << 20))
+                    if not piece:
+                        raise ConnectionError("connection closed inside a chunk")
+                    left -= len(piece)
+                    digest.update(piece)
+                    if keep is None:
+                        kept += piece
+                    elif len(kept) < keep:
+                        kept += piece[: keep - len(kept)]
                 self.rfile.readline(65537)  # CRLF after the chunk
+                api._chunk_arrived(req, size)
             trailers = []
             while True:
                 line = self.rfile.readline(65537)
@@ -213,10 +303,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     break
                 name, _, value = line.decode("latin-1").partition(":")
                 trailers.append((name.strip(), value.strip()))
-            return b"".join(chunks), True, Headers(trailers)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        return body, False, None
+        finally:
+            api._stream_ended(req)
+        req.body = bytes(kept)
+        req.sha256 = digest.hexdigest()
+        req.truncated = req.size > len(kept)
+        req.trailers = Headers(trailers)
+        req.complete = True
 
     def _send(self, reply: Reply) -> None:
         if reply.delay:
@@ -236,12 +329,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         api = self.server.api
+        req = api._begin(self)
         try:
-            body, chunked, trailers = self._read_body()
+            self._read_body(req)
         except (ValueError, ConnectionError, OSError):
             self.close_connection = True
             return
-        req = api._record(self, body, chunked, trailers)
+        api._record(req)
         if req.kind == "next":
             event_or_reply = api._take_next(req)
             if event_or_reply is None:  # server stopping
@@ -252,6 +346,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 ev = event_or_reply
                 reply = Reply(ev.status, ev.body, list(ev.headers))
+        elif req.kind == "ext_next":
+            reply = api._take_extension_event(req)
+            if reply is None:  # server stopping
+                self.close_connection = True
+                return
         else:
             reply = api._reply_for(req)
         api._set_status(req, reply.status)
@@ -271,9 +370,29 @@ class FakeRuntimeAPI:
     Use as a context manager or call ``start()`` / ``stop()``.
     """
 
-    def __init__(self, payload_limit: int = RAPID_PAYLOAD_LIMIT, strict: bool = True):
+    def __init__(
+        self,
+        payload_limit: int = RAPID_PAYLOAD_LIMIT,
+        strict: bool = True,
+        *,
+        concurrent: bool = False,
+        keep_body_bytes: Optional[int] = None,
+        stream_limit: int = STREAM_LIMIT,
+    ):
         self.payload_limit = payload_limit
         self.strict = strict
+        self.concurrent = concurrent  # LMI: many /next at once, answers for any in-flight id
+        self.keep_body_bytes = keep_body_bytes  # None: keep whole chunked bodies
+        self.stream_limit = stream_limit
+        self._in_flight: Dict[str, float] = {}  # concurrent mode: rid -> when it was served
+        self.max_in_flight = 0
+        self._in_progress: List[Request] = []  # chunked bodies still arriving
+        # Extensions API
+        self.extensions: Dict[str, Extension] = {}  # identifier -> extension
+        self.external_extensions: Optional[set] = None  # names allowed SHUTDOWN; None: any
+        self.forward_invokes_to_extensions = True
+        self.init_waits_for_extensions = True
+        self._runtime_next_seen = False
         # The status (and RAPID-like body) of an /error posted for an invocation
         # whose /response was answered 413.
         self.after_413_error_status = 403
@@ -399,9 +518,17 @@ class FakeRuntimeAPI:
         headers=None,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next post of ``kind`` ("response", "error", "init_error") for
+        """Answer the next post of ``kind`` ("response", "error", "init_error", "ext_register",
+        "ext_init_error", "ext_exit_error") for
         ``request_id`` (None: any request id) with this status and body."""
-        assert kind in ("response", "error", "init_error"), kind
+        assert kind in (
+            "response",
+            "error",
+            "init_error",
+            "ext_register",
+            "ext_init_error",
+            "ext_exit_error",
+        ), kind
         if body is None:
             body = {
                 202: OK_BODY,
@@ -415,6 +542,44 @@ class FakeRuntimeAPI:
                 Reply(status, _as_body(body), list(headers or []), delay)
             )
 
+    def push_extension_event(self, event: Dict[str, Any], identifier: Optional[str] = None) -> int:
+        """Queue an extension event for ``identifier``, or (None) for every registered extension
+        subscribed to its eventType. Returns how many extensions it was queued for."""
+        with self._cond:
+            if identifier is not None:
+                targets = [self.extensions[identifier]]
+            else:
+                targets = [e for e in self.extensions.values() if event.get("eventType") in e.events]
+            for ext in targets:
+                ext.queue.append(dict(event))
+            self._cond.notify_all()
+            return len(targets)
+
+    def extension_invoke(
+        self, request_id: Optional[str] = None, identifier: Optional[str] = None, **extra
+    ) -> str:
+        """Push an INVOKE event as RAPID sends it; returns its request id."""
+        rid = request_id or str(uuid.uuid4())
+        event = {
+            "eventType": "INVOKE",
+            "deadlineMs": int((time.time() + self.default_deadline_s) * 1000),
+            "requestId": rid,
+            "invokedFunctionArn": DEFAULT_ARN,
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-00000000-000000000000000000000000"},
+        }
+        event.update(extra)
+        self.push_extension_event(event, identifier)
+        return rid
+
+    def extension_shutdown(self, reason: str = "spindown", identifier: Optional[str] = None) -> int:
+        """Push SHUTDOWN (the RIE sends the reason in lower case) to the subscribed extensions."""
+        event = {
+            "eventType": "SHUTDOWN",
+            "deadlineMs": int((time.time() + 2) * 1000),
+            "shutdownReason": reason,
+        }
+        return self.push_extension_event(event, identifier)
+
     # -- server side ---------------------------------------------------
     def _register_conn(self, sock: socket.socket) -> None:
         with self._cond:
@@ -424,7 +589,8 @@ class FakeRuntimeAPI:
         with self._cond:
             self._conns.discard(sock)
 
-    def _record(self, h: _Handler, body: bytes, chunked: bool, trailers: Optional[Headers]) -> Request:
+    def _begin(self, h: _Handler) -> Request:
+        """A Request for a head that just arrived (its body not read yet, no seq yet)."""
         path = h.path.split("?", 1)[0]
         kind, rid = "other", None
         if h.command == "GET" and path == NEXT_PATH:
@@ -438,24 +604,52 @@ class FakeRuntimeAPI:
                 kind = tail
             else:
                 rid = None
+        elif path.startswith(EXTENSION_PREFIX):
+            kind = {
+                ("POST", EXT_REGISTER_PATH): "ext_register",
+                ("GET", EXT_NEXT_PATH): "ext_next",
+                ("POST", EXT_INIT_ERROR_PATH): "ext_init_error",
+                ("POST", EXT_EXIT_ERROR_PATH): "ext_exit_error",
+            }.get((h.command, path), "other")
+        return Request(
+            seq=0,
+            method=h.command,
+            path=h.path,
+            headers=Headers(list(h.headers.items())),
+            body=b"",
+            conn=h.conn_id,
+            kind=kind,
+            request_id=rid,
+            started_at=time.monotonic(),
+        )
+
+    def _record(self, req: Request) -> Request:
         with self._cond:
             self._seq += 1
-            req = Request(
-                seq=self._seq,
-                method=h.command,
-                path=h.path,
-                headers=Headers(list(h.headers.items())),
-                body=body,
-                conn=h.conn_id,
-                chunked=chunked,
-                trailers=trailers,
-                kind=kind,
-                request_id=rid,
-                received_at=time.time(),
-            )
+            req.seq = self._seq
+            req.received_at = time.time()
+            if req.kind == "next":
+                self._runtime_next_seen = True
             self.requests.append(req)
             self._cond.notify_all()
         return req
+
+    def _stream_started(self, req: Request) -> None:
+        with self._cond:
+            self._in_progress.append(req)
+            self._cond.notify_all()
+
+    def _chunk_arrived(self, req: Request, size: int) -> None:
+        with self._cond:
+            req.chunks.append(Chunk(time.monotonic(), size))
+            req.size += size
+            self._cond.notify_all()
+
+    def _stream_ended(self, req: Request) -> None:
+        with self._cond:
+            with contextlib.suppress(ValueError):
+                self._in_progress.remove(req)
+            self._cond.notify_all()
 
     def _set_status(self, req: Request, status: int) -> None:
         with self._cond:
@@ -472,14 +666,127 @@ class FakeRuntimeAPI:
                         return None
                     if self._next_replies:
                         return self._next_replies.popleft()
-                    if self._events:
+                    if self._events and not self._extensions_initialising():
                         ev = self._events.popleft()
                         self._current = ev.request_id
+                        if self.concurrent:
+                            self._in_flight[ev.request_id] = time.monotonic()
+                            self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+                        if self.forward_invokes_to_extensions:
+                            self._forward_invoke(ev)
                         return ev
                     self._cond.wait(0.1)
             finally:
                 self._waiting_next -= 1
                 self._cond.notify_all()
+
+    def _extensions_initialising(self) -> bool:
+        """RAPID ends init (and serves the first event) once every extension has called next."""
+        return self.init_waits_for_extensions and any(e.next_calls == 0 for e in self.extensions.values())
+
+    def _forward_invoke(self, ev: Event) -> None:
+        headers = Headers(ev.headers)
+        deadline = headers.get("Lambda-Runtime-Deadline-Ms")
+        event: Dict[str, Any] = {
+            "eventType": "INVOKE",
+            "deadlineMs": int(deadline) if deadline and deadline.isdigit() else 0,
+            "requestId": ev.request_id,
+            "invokedFunctionArn": headers.get("Lambda-Runtime-Invoked-Function-Arn") or "",
+            "tracing": {"type": "X-Amzn-Trace-Id", "value": headers.get("Lambda-Runtime-Trace-Id") or ""},
+        }
+        for ext in self.extensions.values():
+            if "INVOKE" in ext.events:
+                ext.queue.append(dict(event))
+
+    def _take_extension_event(self, req: Request) -> Optional[Reply]:
+        with self._cond:
+            ext = self._extension_for(req)
+            if isinstance(ext, Reply):
+                return ext
+            ext.next_calls += 1
+            ext.waiting += 1
+            self._cond.notify_all()
+            try:
+                while True:
+                    if self._stopping:
+                        return None
+                    if ext.queue:
+                        event = ext.queue.popleft()
+                        headers = [("Lambda-Extension-Event-Identifier", str(uuid.uuid4()))]
+                        return Reply(200, _as_body(event), headers)
+                    self._cond.wait(0.1)
+            finally:
+                ext.waiting -= 1
+                self._cond.notify_all()
+
+    def _extension_for(self, req: Request) -> Union[Extension, Reply]:
+        """The registered extension a request names in Lambda-Extension-Identifier, or RAPID's 403."""
+        ident = req.headers.get("Lambda-Extension-Identifier")
+        if not ident:
+            return Reply(
+                403,
+                _error_body(
+                    "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"
+                ),
+            )
+        try:
+            uuid.UUID(ident)
+        except ValueError:
+            return Reply(
+                403,
+                _error_body("Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"),
+            )
+        ext = self.extensions.get(ident)
+        if ext is None:
+            return Reply(
+                403, _error_body("Extension.UnknownExtensionIdentifier", "Unknown extension " + ident)
+            )
+        return ext
+
+    def _register_extension(self, req: Request) -> Reply:
+        name = req.headers.get("Lambda-Extension-Name") or ""
+        if not name:
+            return Reply(403, _error_body("Extension.InvalidExtensionName", "Empty extension name"))
+        try:
+            events = json.loads(req.body or b"{}").get("events", [])
+            assert isinstance(events, list)
+        except Exception:
+            return Reply(403, _error_body("InvalidRequestFormat", "bad register body"))
+        if self.strict and self._runtime_next_seen:
+            return Reply(403, _error_body("Extension.RegistrationClosed", "Extension registration is closed"))
+        for event in events:
+            if event not in ("INVOKE", "SHUTDOWN"):
+                return Reply(
+                    403, _error_body("Extension.InvalidEventType", "%s: ErrorInvalidEventType" % event)
+                )
+            if (
+                event == "SHUTDOWN"
+                and self.external_extensions is not None
+                and name not in self.external_extensions
+            ):
+                return Reply(
+                    403,
+                    _error_body(
+                        "Extension.InvalidEventType",
+                        "SHUTDOWN: ShutdownEventNotSupportedForInternalExtension",
+                    ),
+                )
+        if any(e.name == name for e in self.extensions.values()):
+            return Reply(403, _error_body("Extension.AlreadyRegistered", "Extension already registered"))
+        ext = Extension(name, str(uuid.uuid4()), list(events), req.seq)
+        self.extensions[ext.identifier] = ext
+        body = {"functionName": "test-fn", "functionVersion": "$LATEST", "handler": "app.handler"}
+        return Reply(200, _as_body(body), [("Lambda-Extension-Identifier", ext.identifier)])
+
+    def _extension_error(self, req: Request) -> Reply:
+        ext = self._extension_for(req)
+        if isinstance(ext, Reply):
+            return ext
+        if not req.headers.get("Lambda-Extension-Function-Error-Type"):
+            return Reply(
+                403, _error_body("Extension.MissingHeader", "Missing Lambda-Extension-Function-Error-Type")
+            )
+        return Reply(202, OK_BODY)
 
     def _reply_for(self, req: Request) -> Reply:
         with self._cond:
@@ -489,11 +796,16 @@ class FakeRuntimeAPI:
                     reply = q.popleft()
                     if req.request_id is not None and 200 <= reply.status < 300:
                         self._answered.setdefault(req.request_id, reply.status)
+                        self._in_flight.pop(req.request_id, None)
                     if reply.status == 413 and req.request_id is not None:
                         self._too_large.add(req.request_id)
                     return reply
             if req.kind == "init_error":
                 return Reply(202, OK_BODY)
+            if req.kind == "ext_register":
+                return self._register_extension(req)
+            if req.kind in ("ext_init_error", "ext_exit_error"):
+                return self._extension_error(req)
             if req.kind not in ("response", "error"):
                 return Reply(404, b'{"errorMessage":"Not found","errorType":"NotFound"}')
             rid = req.request_id or ""
@@ -501,15 +813,24 @@ class FakeRuntimeAPI:
                 self._answered[rid] = self.after_413_error_status
                 status = self.after_413_error_status
                 return Reply(status, OK_BODY if status < 300 else INVALID_STATE_BODY)
-            if self.strict:
+            if self.concurrent:
+                if rid not in self._in_flight:  # LMI RAPID: unknown or already answered
+                    return Reply(400, INVALID_REQUEST_ID_BODY)
+            elif self.strict:
                 if rid in self._answered or rid in self._too_large:
                     return Reply(403, INVALID_STATE_BODY)
                 if rid != self._current:
                     return Reply(400, INVALID_REQUEST_ID_BODY)
-            if req.kind == "response" and len(req.body) > self.payload_limit:
+            mode = req.headers.get("Lambda-Runtime-Function-Response-Mode")
+            if req.kind == "response" and mode is not None and mode.lower() != "streaming":
+                return Reply(400, INVALID_MODE_BODY)
+            limit = self.stream_limit if mode is not None else self.payload_limit
+            if req.kind == "response" and req.size > limit:
                 self._too_large.add(rid)
+                self._in_flight.pop(rid, None)
                 return Reply(413, TOO_LARGE_BODY)
             self._answered[rid] = 202
+            self._in_flight.pop(rid, None)
             return Reply(202, OK_BODY)
 
     # -- queries -------------------------------------------------------
@@ -538,6 +859,48 @@ class FakeRuntimeAPI:
 
     def answers_for(self, request_id: str) -> List[Request]:
         return [r for r in self.answers if r.request_id == request_id]
+
+    def in_flight(self) -> List[str]:
+        """Concurrent mode: request ids served and not answered yet."""
+        with self._cond:
+            return list(self._in_flight)
+
+    def streams_in_progress(self) -> List[Request]:
+        """Chunked request bodies still arriving (their chunks so far in ``chunks``)."""
+        with self._cond:
+            return list(self._in_progress)
+
+    def stream_for(self, request_id: str) -> Optional[Request]:
+        """The chunked /response for ``request_id``: still arriving, or complete."""
+        for r in self.streams_in_progress() + self.answers_for(request_id):
+            if r.request_id == request_id and r.chunked:
+                return r
+        return None
+
+    def wait_chunks(self, request_id: str, n: int, timeout: float = 10.0, alive=None) -> Request:
+        """Wait until the streamed /response for ``request_id`` has ``n`` chunks (or ended)."""
+
+        def got(api: FakeRuntimeAPI) -> Optional[Request]:
+            r = api.stream_for(request_id)
+            return r if r is not None and (len(r.chunks) >= n or r.complete) else None
+
+        return self.wait_for(got, timeout, "%d chunks of the stream for %s" % (n, request_id), alive)
+
+    def extension_named(self, name: str) -> Optional[Extension]:
+        with self._cond:
+            for e in self.extensions.values():
+                if e.name == name:
+                    return e
+        return None
+
+    def wait_extension_waiting(self, name: str, timeout: float = 10.0, alive=None) -> Extension:
+        """Wait until extension ``name`` is registered and blocked in event/next."""
+
+        def got(api: FakeRuntimeAPI) -> Optional[Extension]:
+            e = api.extension_named(name)
+            return e if e is not None and e.waiting > 0 else None
+
+        return self.wait_for(got, timeout, "extension %r blocked in event/next" % name, alive)
 
     @property
     def pending_events(self) -> int:

@@ -1,0 +1,26 @@
+"""Handlers for tests/test_lmi.py (Lambda Managed Instances workers; must import on Python 3.9+)."""
+
+import logging
+import os
+import sys
+import time
+
+logger = logging.getLogger("lmi")
+_served = 0  # per process: each worker counts its own events
+
+
+def work(event, context):
+    """{"sleep": s, "exit": code, "raise": msg, "say": text}; returns who served the event."""
+    global _served
+    _served += 1
+    if event.get("say"):
+        print("print %s pid=%d" % (event["say"], os.getpid()))
+        sys.stderr.write("stderr %s pid=%d\n" % (event["say"], os.getpid()))
+        logger.warning("log %s pid=%d", event["say"], os.getpid())
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit") is not None:
+        os._exit(event["exit"])
+    if event.get("raise"):
+        raise RuntimeError(event["raise"])
+    return {"pid": os.getpid(), "ppid": os.getppid(), "rid": context.aws_request_id, "served": _served}

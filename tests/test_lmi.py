@@ -1,0 +1,357 @@
+"""Lambda Managed Instances (beyond awslambdaric's own tests): with AWS_LAMBDA_MAX_CONCURRENCY=N the runtime
+runs N worker processes, each with its own /next loop and connection. Against the fake Runtime API in its
+concurrent mode, which serves several /next at once and accepts an answer for any event in flight."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Dict, List
+
+import pytest
+
+
+@pytest.fixture
+def lmi_api(fake_api):
+    fake_api.concurrent = True
+    return fake_api
+
+
+def _start(runtime, n, env=None, handler="lmi.work"):
+    full = {"AWS_LAMBDA_MAX_CONCURRENCY": str(n)}
+    full.update(env or {})
+    return runtime(handler, "ours", env=full)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def _wait_polling(api, proc, n, timeout=15.0):
+    api.wait_for(lambda a: a.waiting_next >= n, timeout, "%d workers blocked in /next" % n, proc.alive)
+
+
+def _answers_by_rid(api, rids) -> Dict[str, List]:
+    return {rid: api.answers_for(rid) for rid in rids}
+
+
+def test_n_workers_poll_concurrently_each_on_its_own_connection(lmi_api, runtime):
+    n = 3
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    first_nexts = lmi_api.of_kind("next")
+    assert len({r.conn for r in first_nexts}) >= n, lmi_api.describe()
+    t0 = time.monotonic()
+    rids = [lmi_api.push_event({"sleep": 1.0}) for _ in range(n)]
+    lmi_api.wait_for(n, 15, alive=proc.alive)
+    elapsed = time.monotonic() - t0
+    assert lmi_api.max_in_flight == n, "events in flight at once: %d" % lmi_api.max_in_flight
+    assert elapsed < 1.0 * n - 0.5, "%d one-second events took %.1fs: not concurrent" % (n, elapsed)
+    bodies = [lmi_api.answers_for(rid)[0].json() for rid in rids]
+    pids = {b["pid"] for b in bodies}
+    assert len(pids) == n and proc.pid not in pids, bodies
+    assert all(b["ppid"] == proc.pid for b in bodies), bodies
+    assert [b["rid"] for b in bodies] == rids
+    # each answer went back on the connection its worker took the event on
+    for rid in rids:
+        (answer,) = lmi_api.answers_for(rid)
+        assert answer.reply_status == 202
+        assert any(r.conn == answer.conn for r in lmi_api.of_kind("next")), answer
+
+
+def test_every_event_answered_exactly_once(lmi_api, runtime):
+    n = 4
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    rids = [lmi_api.push_event({"sleep": 0.02}) for _ in range(40)]
+    lmi_api.wait_for(40, 30, alive=proc.alive)
+    time.sleep(0.2)  # a duplicate answer would arrive now
+    ledger = _answers_by_rid(lmi_api, rids)
+    assert all(
+        len(a) == 1 and a[0].kind == "response" and a[0].reply_status == 202 for a in ledger.values()
+    ), lmi_api.describe(60)
+    assert len(lmi_api.answers) == 40
+    pids = {a[0].json()["pid"] for a in ledger.values()}
+    assert 1 < len(pids) <= n, pids  # shared among the workers, no more workers than asked
+    # each worker counts its own events (module state is per process): the counts add up to 40
+    last = {}
+    for a in ledger.values():
+        body = a[0].json()
+        last[body["pid"]] = max(last.get(body["pid"], 0), body["served"])
+    assert sum(last.values()) == 40, last
+    assert lmi_api.max_in_flight > 1
+
+
+def test_a_handler_error_stays_in_its_worker(lmi_api, runtime):
+    n = 2
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    slow = lmi_api.push_event({"sleep": 1.0})
+    bad = lmi_api.push_event({"raise": "only this one"})
+    lmi_api.wait_for(2, 15, alive=proc.alive)
+    (err,) = lmi_api.answers_for(bad)
+    assert err.kind == "error" and err.json()["errorMessage"] == "only this one"
+    (ok,) = lmi_api.answers_for(slow)
+    assert ok.kind == "response"
+    pids_before = {ok.json()["pid"]}
+    # the failing worker is still there: the next events are served by the same two processes
+    rids = [lmi_api.push_event({"sleep": 0.3}) for _ in range(n)]
+    lmi_api.wait_for(4, 15, alive=proc.alive)
+    pids_after = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
+    assert pids_before <= pids_after and len(pids_after) == n
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_replaced_and_the_others_go_on(lmi_api, runtime):
+    n = 3
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    a = lmi_api.push_event({"sleep": 1.0})
+    dies = lmi_api.push_event({"sleep": 0.2, "exit": 7})
+    c = lmi_api.push_event({"sleep": 1.0})
+    lmi_api.wait_for(
+        lambda api: api.answers_for(a) and api.answers_for(c), 15, "the other two answers", proc.alive
+    )
+    assert lmi_api.answers_for(dies) == [], "a worker that died cannot have answered"
+    proc.wait_output("exited with status 7", 10)
+    # a replacement polls: n workers wait in /next again
+    _wait_polling(lmi_api, proc, n)
+    survivors = {lmi_api.answers_for(r)[0].json()["pid"] for r in (a, c)}
+    rids = [lmi_api.push_event({"sleep": 0.5}) for _ in range(n)]
+    lmi_api.wait_for(lambda api: all(api.answers_for(r) for r in rids), 15, "3 more answers", proc.alive)
+    pids = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
+    assert len(pids) == n and survivors < pids, (survivors, pids)
+    assert proc.alive()
+
+
+@pytest.mark.slow
+def test_parent_exits_non_zero_when_workers_keep_dying(lmi_api, runtime):
+    n = 2
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    for _ in range(n + 2):
+        lmi_api.push_event({"exit": 3})
+    code = proc.run_until_exit(20)
+    assert code != 0, proc.diag()
+    assert "giving up" in proc.output, proc.diag()
+
+
+@pytest.mark.slow
+def test_parent_exits_non_zero_when_workers_cannot_init(lmi_api, runtime):
+    proc = _start(runtime, 2, handler="no_such_module.handler")
+    code = proc.run_until_exit(20)
+    assert code != 0, proc.diag()
+    errors = lmi_api.init_errors
+    assert errors and errors[0].json()["errorType"] == "Runtime.ImportModuleError", lmi_api.describe()
+
+
+def test_sigterm_stops_the_workers_and_exits_zero(lmi_api, runtime):
+    n = 2
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    rids = [lmi_api.push_event({}) for _ in range(n)]
+    lmi_api.wait_for(n, 10, alive=proc.alive)
+    workers = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
+    proc.send_signal(signal.SIGTERM)
+    assert proc.run_until_exit(10) == 0, proc.diag()
+    deadline = time.monotonic() + 5
+    while any(_pid_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_pid_alive(p) for p in workers), "workers outlived their parent"
+
+
+def test_worker_output_goes_to_the_inherited_stdout_without_a_log_socket(lmi_api, runtime):
+    n = 2
+    proc = _start(runtime, n)
+    _wait_polling(lmi_api, proc, n)
+    rids = [lmi_api.push_event({"say": "hello-%d" % i, "sleep": 0.3}) for i in range(n)]
+    lmi_api.wait_for(n, 10, alive=proc.alive)
+    pids = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
+    out = proc.wait_output("log hello-1", 5)
+    for i, rid in enumerate(rids):
+        pid = lmi_api.answers_for(rid)[0].json()["pid"]
+        assert "print hello-%d pid=%d" % (i, pid) in proc.stdout, out
+        assert "stderr hello-%d pid=%d" % (i, pid) in proc.stderr, out
+        # TEXT format: [INFO]\ttimestamp\trequest id\tmessage
+        assert any(
+            line.startswith("[WARNING]\t") and "\t%s\tlog hello-%d" % (rid, i) in line
+            for line in out.splitlines()
+        ), out
+    assert len(pids) == n
+
+
+class LogSocket:
+    """A unix socket server standing in for _LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET: it keeps what each
+    connection sends."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.path)
+        self.server.listen(64)
+        self.server.settimeout(0.1)
+        self.conns: List[bytearray] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            buf = bytearray()
+            with self._lock:
+                self.conns.append(buf)
+            t = threading.Thread(target=self._read, args=(conn, buf), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _read(self, conn, buf):
+        conn.settimeout(0.1)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                with self._lock:
+                    buf += data
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(bytes(b) for b in self.conns).decode("utf-8", "replace")
+
+    def wait_text(self, needle, timeout=10.0, proc=None) -> str:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    "%r not sent to the log socket; it got:\n%s\n%s"
+                    % (needle, self.text(), proc.diag() if proc is not None else "")
+                )
+            time.sleep(0.02)
+        return self.text()
+
+    def close(self):
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.server.close()
+        for t in self._threads:
+            t.join(2)
+
+
+@pytest.fixture
+def log_socket(tmp_path):
+    # AF_UNIX paths are limited to ~107 bytes: tmp_path can be longer.
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="lmi-")
+    s = LogSocket(os.path.join(d, "log.sock"))
+    try:
+        yield s
+    finally:
+        s.close()
+        with contextlib.suppress(OSError):
+            os.unlink(s.path)
+            os.rmdir(d)
+
+
+def test_worker_output_goes_to_the_log_socket(lmi_api, runtime, log_socket):
+    n = 2
+    proc = _start(runtime, n, env={"_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": log_socket.path})
+    _wait_polling(lmi_api, proc, n)
+    rids = [lmi_api.push_event({"say": "sock-%d" % i, "sleep": 0.3}) for i in range(n)]
+    lmi_api.wait_for(n, 10, alive=proc.alive)
+    log_socket.wait_text("print sock-1", proc=proc)
+    assert len(log_socket.conns) >= 2 * n, "stdout and stderr of each worker: %d connections" % len(
+        log_socket.conns
+    )
+    text = log_socket.wait_text("log sock-1", 5, proc=proc)
+    for i, rid in enumerate(rids):
+        assert "print sock-%d" % i in text and "stderr sock-%d" % i in text
+        assert any("\t%s\tlog sock-%d" % (rid, i) in line for line in text.splitlines()), text
+    time.sleep(0.2)
+    assert "sock-" not in proc.stdout, "worker output leaked to the inherited stdout:\n" + proc.stdout
+
+
+def test_worker_logs_follow_the_json_log_format(lmi_api, runtime, log_socket):
+    n = 2
+    env = {"_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": log_socket.path, "AWS_LAMBDA_LOG_FORMAT": "JSON"}
+    proc = _start(runtime, n, env=env)
+    _wait_polling(lmi_api, proc, n)
+    rids = [lmi_api.push_event({"say": "json-%d" % i, "sleep": 0.3}) for i in range(n)]
+    lmi_api.wait_for(n, 10, alive=proc.alive)
+    text = log_socket.wait_text("log json-1", proc=proc)
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    for i, rid in enumerate(rids):
+        (rec,) = [r for r in records if str(r.get("message", "")).startswith("log json-%d " % i)]
+        assert rec["level"] == "WARNING" and rec["requestId"] == rid and rec["logger"] == "lmi", rec
+
+
+def test_worker_errors_are_logged_to_the_log_socket(lmi_api, runtime, log_socket):
+    n = 2
+    proc = _start(runtime, n, env={"_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": log_socket.path})
+    _wait_polling(lmi_api, proc, n)
+    rid = lmi_api.push_event({"raise": "socket-bound failure"})
+    lmi_api.wait_answer(rid, 10, alive=proc.alive)
+    text = log_socket.wait_text("socket-bound failure", proc=proc)
+    assert "[ERROR] RuntimeError: socket-bound failure" in text, text
+
+
+def test_fake_concurrent_mode_self_test(lmi_api):
+    """The harness itself: two /next outstanding at once get different events; answers are taken for any event
+    in flight, once."""
+    import http.client
+
+    from fake_runtime_api import NEXT_PATH, PREFIX
+
+    conns = [http.client.HTTPConnection("127.0.0.1", lmi_api.port, timeout=5) for _ in range(2)]
+    results = {}
+
+    def poll(i):
+        conns[i].request("GET", NEXT_PATH)
+        resp = conns[i].getresponse()
+        resp.read()
+        results[i] = resp.getheader("Lambda-Runtime-Aws-Request-Id")
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    lmi_api.wait_for(lambda a: a.waiting_next == 2, 5, "two blocked /next")
+    rids = [lmi_api.push_event({}) for _ in range(2)]
+    for t in threads:
+        t.join(5)
+    assert sorted(results.values()) == sorted(rids) and lmi_api.max_in_flight == 2
+    statuses = []
+    for i, rid in (
+        (1, results[0]),
+        (0, results[1]),
+        (0, results[1]),
+        (0, "unknown"),
+    ):  # answered out of order
+        conns[i].request("POST", PREFIX + "/runtime/invocation/%s/response" % rid, body=b"1")
+        resp = conns[i].getresponse()
+        resp.read()
+        statuses.append(resp.status)
+    assert statuses == [202, 202, 400, 400]
+    assert lmi_api.in_flight() == []
