@@ -7,7 +7,9 @@ error JSON, the context object, log formats) matches AWS's own runtime
 interface client, awslambdaric; README lists where it goes further.
 
 Sections, in order: configuration, errors, Runtime API client, handler
-loading, context, marshalling, logging, the loop, entry point.
+loading, context, marshalling, logging, the loop; then what awslambdaric does
+not have (response streaming, graceful shutdown and extensions, Managed
+Instances workers); the entry point last.
 """
 
 import contextlib
@@ -262,9 +264,11 @@ class KeepAliveConnection:
     email-based header parsing took more than a quarter of the runtime's own time per event.
     """
 
-    def __init__(self, host, port):
-        self.host, self.port = host, port
-        self._host_header = "%s:%d" % ("[%s]" % host if ":" in host else host, port)
+    def __init__(self, address):
+        """`address`: host:port, as in AWS_LAMBDA_RUNTIME_API ([::1]:port for IPv6)."""
+        host, _, port = address.rpartition(":")
+        self.address = address
+        self.host, self.port = host.strip("[]"), int(port)
         self.sock = self._reader = None
 
     def close(self):
@@ -296,7 +300,7 @@ class KeepAliveConnection:
             sock = create_connection((self.host, self.port), CONNECT_TIMEOUT_SECONDS, socket_options=options)
             sock.settimeout(None)  # /next may wait for minutes, across freezes of the sandbox
             self.sock, self._reader = sock, sock.makefile("rb")
-        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self._host_header)
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.address)
         head += "User-Agent: %s\r\n" % USER_AGENT
         head += "".join("%s: %s\r\n" % pair for pair in headers)
         if body is not None:
@@ -370,9 +374,8 @@ class RuntimeApiClient:
     """The Runtime API calls, all over one KeepAliveConnection."""
 
     def __init__(self, address):
-        host, _, port = address.rpartition(":")
         self.base = "/%s/runtime" % API_VERSION
-        self._conn = KeepAliveConnection(host.strip("[]"), int(port))
+        self._conn = KeepAliveConnection(address)
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
@@ -383,12 +386,17 @@ class RuntimeApiClient:
             except TransportError as exc:  # nothing was taken: asking again cannot take an event twice
                 if delay is None:
                     raise RuntimeApiError(
-                        "cannot reach the Runtime API at %s: %s" % (self._conn._host_header, exc)
+                        "cannot reach the Runtime API at %s: %s" % (self._conn.address, exc)
                     ) from exc
                 time.sleep(delay)
         if status != 200:
             raise RuntimeApiError.answered("GET", path, status, body)
-        return Invocation(headers, body)
+        invocation = Invocation(headers, body)
+        if invocation.request_id is None:
+            raise RuntimeApiError(
+                "/next sent an event without Lambda-Runtime-Aws-Request-Id: it cannot be answered"
+            )
+        return invocation
 
     def post_response(self, invocation, body, content_type):
         headers = [("Content-Type", content_type)]
@@ -456,8 +464,7 @@ class ExtensionsApiClient:
     helper and for extensions run with `bootstrap --extension NAME MODULE.FUNCTION`."""
 
     def __init__(self, address):
-        host, _, port = address.rpartition(":")
-        self._conn = KeepAliveConnection(host.strip("[]"), int(port))
+        self._conn = KeepAliveConnection(address)
         self.base = "/2020-01-01/extension"
         self.identifier = None
 
@@ -1062,10 +1069,6 @@ def run(config, client):
     handler = init(config, client)
     while True:
         invocation = client.next_invocation()
-        if invocation.request_id is None:
-            raise RuntimeApiError(
-                "/next sent an event without Lambda-Runtime-Aws-Request-Id: it cannot be answered"
-            )
         begin_invocation(invocation)
         try:
             result = invoke(handler, invocation)

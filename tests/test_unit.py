@@ -196,10 +196,10 @@ def test_invocation_reads_headers_and_survives_a_bad_deadline():
 
 
 def test_connection_parses_ipv4_and_ipv6_addresses():
-    conn = bootstrap.RuntimeApiClient("127.0.0.1:9001")._conn
-    assert (conn.host, conn.port, conn._host_header) == ("127.0.0.1", 9001, "127.0.0.1:9001")
-    conn = bootstrap.RuntimeApiClient("[::1]:9001")._conn
-    assert (conn.host, conn.port, conn._host_header) == ("::1", 9001, "[::1]:9001")
+    conn = bootstrap.KeepAliveConnection("127.0.0.1:9001")
+    assert (conn.host, conn.port, conn.address) == ("127.0.0.1", 9001, "127.0.0.1:9001")
+    conn = bootstrap.KeepAliveConnection("[::1]:9001")
+    assert (conn.host, conn.port, conn.address) == ("::1", 9001, "[::1]:9001")
 
 
 # --- handler loading -------------------------------------------------------------------------------
