@@ -24,10 +24,8 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +55,9 @@ NA = "\u2013"  # en dash: no value
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
 sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(ROOT / "tests"))
 import fakeapi  # noqa: E402  (bench/ is not a package)
+import rie  # noqa: E402  (tests/rie.py: the emulator, as the end-to-end tests run it)
 
 # ----------------------------------------------------------------------------------------------
 # small helpers
@@ -161,12 +161,6 @@ def pinned():
         yield
     finally:
         os.sched_setaffinity(0, old)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tail(path: Path, n: int = 2000) -> str:
@@ -591,81 +585,17 @@ def _clean_tmp(tmp: Path) -> None:
 # one run through the Runtime Interface Emulator
 
 
-def load_rie_module():
-    path = ROOT / "tests" / "rie.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("bench_rie_helper", path)
-    mod = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(mod)  # type: ignore[union-attr]
-        mod.RieProcess  # noqa: B018  (the one name we need)
-    except Exception:
-        return None
-    return mod
-
-
-class OwnRie:
-    """Fallback when tests/rie.py is absent: the RIE on two loopback ports, our own bookkeeping."""
-
-    def __init__(self, rie: str, argv: List[str], env: Dict[str, str], cwd: Path, log_path: Path):
-        self.rie_port, self.api_port = free_port(), free_port()
-        self.log_path = log_path
-        with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen(
-                [rie, "--runtime-interface-emulator-address", f"127.0.0.1:{self.rie_port}",
-                 "--runtime-api-address", f"127.0.0.1:{self.api_port}", *argv],
-                env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Failure(f"the RIE exited: {tail(log_path)}")
-            if _port_open(self.rie_port) and _port_open(self.api_port):
-                return
-            time.sleep(0.01)
-        self.close()
-        raise Failure("the RIE did not listen within 20 s")
-
-    def runtime_pids(self) -> List[int]:
-        return descendants(self.proc.pid)
-
-    def init_reports_ms(self) -> List[float]:
-        return [
-            float(m)
-            for m in re.findall(r"INIT REPORT\(durationMs: ([0-9.]+)\)", tail(self.log_path, 1 << 20))
-        ]
-
-    def logs(self) -> str:
-        return tail(self.log_path, 4000)
-
-    def close(self) -> None:
-        stop_tree(self.proc)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 def run_rie(
-    rie_path: str, rie_mod, rt: Runtime, hname: str, root: Path, tmp: Path, counts: Dict[str, int]
+    rie_path: str, rt: Runtime, hname: str, root: Path, tmp: Path, counts: Dict[str, int]
 ) -> Dict[str, Any]:
     handler = HANDLERS[hname]
     env = runtime_env("", handler, root, tmp)
     del env["AWS_LAMBDA_RUNTIME_API"]  # the RIE sets it
     env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = "120"
     argv = rt.command(handler)
-    if rie_mod is not None:
-        r = rie_mod.RieProcess(argv, env=env, cwd=str(root), rie=rie_path, log_dir=str(tmp), timeout=20)
-        with pinned():
-            r.start()
-    else:
-        with pinned():
-            r = OwnRie(rie_path, argv, env, root, tmp / "rie.log")
+    r = rie.RieProcess(argv, env=env, cwd=str(root), rie=rie_path, log_dir=str(tmp), timeout=20)
+    with pinned():
+        r.start()
     res: Dict[str, Any] = {"runtime": rt.name, "handler": hname, "api": "rie", "full": True}
     conn = http.client.HTTPConnection("127.0.0.1", r.rie_port, timeout=120)
     small_body, big_body = fakeapi.SMALL_EVENT, fakeapi.make_big_event()
@@ -1319,22 +1249,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         for r in rts:
             if not r.available:
                 log(f"skipping {r.name}: {r.note}")
-        rie_path, rie_mod = None, None
+        rie_path = None
         if not args.no_rie:
-            rie_mod = load_rie_module()
             try:
-                if args.rie:
-                    rie_path = args.rie
-                elif rie_mod is not None:
-                    rie_path = str(rie_mod.rie_binary())
-                elif (ROOT / ".cache/rie/aws-lambda-rie").is_file():
-                    rie_path = str(ROOT / ".cache/rie/aws-lambda-rie")
-                elif (ROOT / "scripts/fetch_rie.sh").is_file():
-                    out = subprocess.run(
-                        ["bash", str(ROOT / "scripts/fetch_rie.sh")], capture_output=True, check=True,
-                        timeout=300, env={**os.environ, "PYTHON": sys.executable},
-                    )  # fmt: skip
-                    rie_path = out.stdout.decode().strip().splitlines()[-1]
+                rie_path = args.rie or str(rie.rie_binary())
             except Exception as exc:
                 notes.append(f"RIE part skipped: {exc}")
             if rie_path is None and not notes:
@@ -1392,7 +1310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         )
                 if rie_path:
                     try:
-                        runs.append(run_rie(rie_path, rie_mod, r, h, roots[h], tmp, counts))
+                        runs.append(run_rie(rie_path, r, h, roots[h], tmp, counts))
                     except Exception as exc:
                         log(f"{r.name}/{h} RIE: {type(exc).__name__}: {str(exc)[:240]}")
                         runs.append({"runtime": r.name, "handler": h, "api": "rie", "error": f"RIE: {exc}"})

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
+import rie
 from fake_runtime_api import FakeRuntimeAPI
+from faulty_runtime_api import FaultyRuntimeAPI, Launcher
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -138,6 +140,40 @@ class RuntimeProcess:
         )
 
 
+def runtime_environment(
+    settings: Dict[str, str], overrides: Optional[Dict[str, Optional[str]]]
+) -> Dict[str, str]:
+    """A runtime's whole environment: a fixed base (not the test's), then `settings`, then `overrides`
+    (a None value removes the variable)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    env.update(BASE_ENV)
+    env.update(settings)
+    for name, value in (overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def spawn_runtime(
+    kind: str, argv: List[str], env, cwd: Path, out: Path, err: Path, pass_fds=()
+) -> RuntimeProcess:
+    """Start a runtime in its own session (so that kill() reaches only what the test started)."""
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fo,
+            stderr=fe,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+    return RuntimeProcess(kind, proc, out, err, argv)
+
+
 class RuntimeLauncher:
     """Starts runtimes against a fake Runtime API; kills them all at teardown."""
 
@@ -161,19 +197,14 @@ class RuntimeLauncher:
         ``runtime_api``: "" uses the fake's address, None leaves AWS_LAMBDA_RUNTIME_API unset.
         """
         assert kind in RUNTIME_KINDS, kind
-        full_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", "/tmp"),
-        }
-        full_env.update(BASE_ENV)
+        settings = {"LAMBDA_TASK_ROOT": str(task_root)}
         if runtime_api == "":
             assert self.api is not None
             runtime_api = self.api.address
         if runtime_api is not None:
-            full_env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
-        full_env["LAMBDA_TASK_ROOT"] = str(task_root)
+            settings["AWS_LAMBDA_RUNTIME_API"] = runtime_api
         if handler is not None:
-            full_env["_HANDLER"] = handler
+            settings["_HANDLER"] = handler
         if kind == "ours":
             if not BOOTSTRAP.exists():
                 pytest.skip("bootstrap.py does not exist yet")
@@ -187,26 +218,10 @@ class RuntimeLauncher:
             if handler is not None:
                 argv.append(handler)
             cwd = task_root
-        for k, v in (env or {}).items():
-            if v is None:
-                full_env.pop(k, None)
-            else:
-                full_env[k] = v
         n = len(self.procs)
         out = self.tmp_path / ("%s-%d.stdout" % (kind, n))
         err = self.tmp_path / ("%s-%d.stderr" % (kind, n))
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            proc = subprocess.Popen(
-                argv,
-                cwd=str(cwd),
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=fo,
-                stderr=fe,
-                start_new_session=True,
-                pass_fds=tuple(pass_fds),
-            )
-        rp = RuntimeProcess(kind, proc, out, err, argv)
+        rp = spawn_runtime(kind, argv, runtime_environment(settings, env), cwd, out, err, pass_fds)
         self.procs.append(rp)
         return rp
 
@@ -341,3 +356,53 @@ def telemetry_pipe():
         yield tp
     finally:
         tp.close()
+
+
+# --- the runtime under the Runtime Interface Emulator ------------------------------------------------------
+
+
+def rie_params(ours_only):
+    """pytest params over rie.runtime_commands(); the frozen one is marked build and slow."""
+    slow_build = [pytest.mark.build, pytest.mark.slow]
+    return [
+        pytest.param(cmd, id=cmd.id, marks=slow_build if cmd.id == "frozen" else [])
+        for cmd in rie.runtime_commands()
+        if not (ours_only and cmd.id == "awslambdaric")
+    ]
+
+
+def rie_argv_of(cmd):
+    if cmd.error:
+        pytest.fail(cmd.error)
+    if cmd.skip:
+        pytest.skip(cmd.skip)
+    return rie.resolve_argv(cmd)
+
+
+@pytest.fixture(params=rie_params(ours_only=True))
+def rie_ours_argv(request):
+    """The bootstrap argv of ours (script, and frozen) under the RIE: features awslambdaric lacks."""
+    return rie_argv_of(request.param)
+
+
+# --- the raw-socket fault-injecting Runtime API (tests/faulty_runtime_api.py) ------------------------------
+
+
+@pytest.fixture
+def api():
+    server = FaultyRuntimeAPI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def launch(tmp_path):
+    launcher = Launcher(tmp_path)
+    yield launcher
+    launcher.close()
+
+
+@pytest.fixture(params=["script", pytest.param("binary", marks=[pytest.mark.build, pytest.mark.slow])])
+def flavor(request):
+    """bootstrap.py as a script, or the frozen binary."""
+    return request.param

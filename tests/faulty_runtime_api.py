@@ -29,11 +29,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-import os
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -41,6 +38,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
+
+import frozen
 
 PREFIX = b"/2018-06-01/runtime"
 NEXT_PATH = PREFIX + b"/invocation/next"
@@ -575,50 +574,9 @@ BOOTSTRAP = REPO_ROOT / "bootstrap.py"
 HOSTILE_DIR = TESTS_DIR / "hostile_handlers"
 
 
-_FROZEN: Dict[str, Optional[Path]] = {}
-
-
-def frozen_binary() -> Optional[Path]:
-    """The frozen bootstrap to test: $BOOTSTRAP_BINARY when set, else one frozen from the current
-    bootstrap.py with scripts/freeze.sh (runtime only, onedir), once per test process, into a temporary
-    folder removed at exit. None when this interpreter has no PyInstaller."""
-    named = os.environ.get("BOOTSTRAP_BINARY")
-    if named:
-        return Path(named)
-    if "binary" not in _FROZEN:
-        _FROZEN["binary"] = _freeze()
-    return _FROZEN["binary"]
-
-
-def _freeze() -> Optional[Path]:
-    import atexit
-    import importlib.util
-    import shutil
-    import tempfile
-
-    if importlib.util.find_spec("PyInstaller") is None:
-        return None
-    root = Path(tempfile.mkdtemp(prefix="faults-frozen-"))
-    atexit.register(shutil.rmtree, str(root), True)
-    function = root / "function"
-    function.mkdir()
-    argv = ["bash", str(REPO_ROOT / "scripts" / "freeze.sh"), "--python", sys.executable]
-    argv += ["--function", str(function), "--out", str(root / "out")]
-    proc = subprocess.run(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    binary = root / "out" / "bundle" / "bootstrap"
-    if proc.returncode != 0 or not binary.exists():
-        raise RuntimeError(
-            "freezing bootstrap.py failed (exit %d):\n%s" % (proc.returncode, proc.stdout[-4000:])
-        )
-    return binary
+def call(fn, event=None):
+    """The event for a `dispatch` handler: run `fn` with `event`."""
+    return {"fn": fn, "event": event or {}}
 
 
 class Launcher:
@@ -638,50 +596,31 @@ class Launcher:
         task_root: Path = HOSTILE_DIR,
         stdout_path: Optional[Path] = None,
     ):
-        from conftest import BASE_ENV, RuntimeProcess
+        from conftest import runtime_environment, spawn_runtime
 
         if flavor == "script":
             argv = [sys.executable, str(BOOTSTRAP)]
         else:
-            binary = frozen_binary()
+            binary = frozen.frozen_binary()
             if binary is None or not binary.exists():
                 import pytest
 
                 pytest.skip("no frozen bootstrap: set BOOTSTRAP_BINARY or run ./build.sh")
             argv = [str(binary)]
-        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-        full_env.update(BASE_ENV)
-        full_env.update(
-            {"AWS_LAMBDA_RUNTIME_API": api_address, "LAMBDA_TASK_ROOT": str(task_root), "_HANDLER": handler}
-        )
-        for k, v in (env or {}).items():
-            if v is None:
-                full_env.pop(k, None)
-            else:
-                full_env[k] = v
+        settings = {
+            "AWS_LAMBDA_RUNTIME_API": api_address,
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "_HANDLER": handler,
+        }
         n = len(self.procs)
         out = stdout_path or self.tmp_path / ("rt-%d.stdout" % n)
         err = self.tmp_path / ("rt-%d.stderr" % n)
         cwd = self.tmp_path / ("cwd-%d" % n)
         cwd.mkdir(exist_ok=True)
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            proc = subprocess.Popen(
-                argv,
-                cwd=str(cwd),
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=fo,
-                stderr=fe,
-                start_new_session=True,
-            )
-        rp = RuntimeProcess(flavor, proc, out, err, argv)
+        rp = spawn_runtime(flavor, argv, runtime_environment(settings, env), cwd, out, err)
         self.procs.append(rp)
         return rp
 
     def close(self) -> None:
         for p in self.procs:
-            if p.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.proc.wait(5)
+            p.kill()

@@ -76,8 +76,9 @@ def runtime_commands() -> List[RuntimeCommand]:
     """The runtimes the RIE tests run against.
 
     * ``script``: ``[sys.executable, <repo>/bootstrap.py]`` (skipped while bootstrap.py is absent).
-    * ``frozen``: ``[$BOOTSTRAP_BINARY]`` when that variable is set (a frozen bootstrap, e.g.
-      ``dist/bootstrap/bootstrap``); an error if it is set but not an executable file.
+    * ``frozen``: the frozen bootstrap, resolved when a test needs it (``resolve_argv``):
+      ``$BOOTSTRAP_BINARY``, or one frozen once per test process (tests/frozen.py); tests mark it
+      ``build``, since only the main test venv has PyInstaller.
     * ``awslambdaric``: AWS's reference client (``python -m awslambdaric $_HANDLER``) when
       ``RIE_WITH_AWSLAMBDARIC=1``; it must be importable by ``sys.executable``.
     * ``custom``: ``$RIE_RUNTIME_CMD`` split like a shell would (any bootstrap, e.g. a broken one
@@ -92,13 +93,7 @@ def runtime_commands() -> List[RuntimeCommand]:
             skip=None if script.is_file() else f"{script} does not exist yet",
         )
     )
-    binary = os.environ.get("BOOTSTRAP_BINARY")
-    if binary:
-        path = Path(binary).resolve()
-        error = None
-        if not path.is_file() or not os.access(path, os.X_OK):
-            error = f"BOOTSTRAP_BINARY={binary!r} is not an executable file (build it first, or unset it)"
-        cmds.append(RuntimeCommand("frozen", [str(path)], error=error))
+    cmds.append(RuntimeCommand("frozen", []))
     if os.environ.get("RIE_WITH_AWSLAMBDARIC") == "1":
         cmds.append(RuntimeCommand("awslambdaric", ["/bin/sh", str(AWSLAMBDARIC_WRAPPER), sys.executable]))
     custom = os.environ.get("RIE_RUNTIME_CMD")
@@ -107,6 +102,19 @@ def runtime_commands() -> List[RuntimeCommand]:
 
         cmds.append(RuntimeCommand("custom", shlex.split(custom)))
     return cmds
+
+
+def resolve_argv(cmd: RuntimeCommand) -> List[str]:
+    """The argv of `cmd`; for ``frozen``, the frozen bootstrap (built on first use). RieError when it
+    cannot be had."""
+    if cmd.id != "frozen":
+        return cmd.argv
+    import frozen
+
+    binary = frozen.frozen_binary()
+    if binary is None or not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise RieError(f"no frozen bootstrap ({binary}): set BOOTSTRAP_BINARY to one, or install PyInstaller")
+    return [str(binary)]
 
 
 def rie_binary(timeout: float = 300.0) -> Path:

@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+import rie
 from conftest import BASE_ENV, BOOTSTRAP, HANDLERS_DIR, REPO_ROOT
 
 import bootstrap
@@ -263,32 +264,13 @@ def test_shipped_log_events_extension(fake_api, extension, tmp_path):
 
 # --- under the RIE ------------------------------------------------------------------------------------------
 
-try:
-    from . import rie
-except ImportError:  # tests/ is not a package
-    import rie
-
-RIE_RUNTIMES = rie.runtime_commands()
-
-
-@pytest.fixture(params=RIE_RUNTIMES, ids=[c.id for c in RIE_RUNTIMES])
-def rie_argv(request):
-    cmd = request.param
-    if cmd.error:
-        pytest.fail(cmd.error)
-    if cmd.skip:
-        pytest.skip(cmd.skip)
-    if cmd.id == "awslambdaric":
-        pytest.skip("the extensions client is ours only")
-    return cmd.argv
-
 
 @pytest.mark.rie
 @pytest.mark.slow
-def test_rie_client_as_internal_extension(rie_argv, tmp_path):
+def test_rie_client_as_internal_extension(rie_ours_argv, tmp_path):
     events = tmp_path / "events.jsonl"
     env = {"_HANDLER": "ext_probe.handler", "LAMBDA_TASK_ROOT": str(HANDLERS_DIR), "EXT_EVENTS": str(events)}
-    with rie.RieProcess(rie_argv, env=env, cwd=str(HANDLERS_DIR), log_dir=str(tmp_path)) as r:
+    with rie.RieProcess(rie_ours_argv, env=env, cwd=str(HANDLERS_DIR), log_dir=str(tmp_path)) as r:
         results = []
         for _ in range(2):
             status, body, _ = r.invoke(b"{}", timeout=60)

@@ -19,33 +19,9 @@ import json
 import time
 
 import pytest
-from faulty_runtime_api import Fault, FaultyRuntimeAPI, Launcher
+from faulty_runtime_api import Fault, FaultyRuntimeAPI, call
 
-BINARY = pytest.param("binary", marks=[pytest.mark.build, pytest.mark.slow])
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-
-
-@pytest.fixture
-def api():
-    server = FaultyRuntimeAPI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def launch(tmp_path):
-    launcher = Launcher(tmp_path)
-    yield launcher
-    launcher.close()
-
-
-@pytest.fixture(params=["script", BINARY])
-def flavor(request):
-    return request.param
-
-
-def call(fn, event=None):
-    return {"fn": fn, "event": event or {}}
 
 
 def assert_ledger(api, rt, exited=False):

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+import rie
 from conftest import HANDLERS_DIR
 
 EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
@@ -123,25 +124,6 @@ def test_refused_registration_is_logged_and_the_runtime_serves_anyway(fake_api, 
 
 # --- under the RIE ------------------------------------------------------------------------------------------
 
-try:
-    from . import rie
-except ImportError:  # tests/ is not a package
-    import rie
-
-RIE_RUNTIMES = rie.runtime_commands()
-
-
-@pytest.fixture(params=RIE_RUNTIMES, ids=[c.id for c in RIE_RUNTIMES])
-def rie_argv(request):
-    cmd = request.param
-    if cmd.error:
-        pytest.fail(cmd.error)
-    if cmd.skip:
-        pytest.skip(cmd.skip)
-    if cmd.id == "awslambdaric":
-        pytest.skip("graceful shutdown is ours only")
-    return cmd.argv
-
 
 def _rie(argv, tmp_path, handler, **env):
     full = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(HANDLERS_DIR)}
@@ -161,9 +143,9 @@ def _terminate_rie(r):
 
 @pytest.mark.rie
 @pytest.mark.slow
-def test_rie_sigterms_the_runtime_and_hooks_run(rie_argv, tmp_path):
+def test_rie_sigterms_the_runtime_and_hooks_run(rie_ours_argv, tmp_path):
     marker = tmp_path / "marker"
-    with _rie(rie_argv, tmp_path, "shutdown_hooks.handler", SHUTDOWN_MARKER=str(marker)) as r:
+    with _rie(rie_ours_argv, tmp_path, "shutdown_hooks.handler", SHUTDOWN_MARKER=str(marker)) as r:
         status, body, _ = r.invoke(b"{}", timeout=60)
         assert status == 200 and json.loads(body)["hooks"] == 2, (status, body, r.logs())
         logs = r.logs()
@@ -178,9 +160,9 @@ def test_rie_sigterms_the_runtime_and_hooks_run(rie_argv, tmp_path):
 
 @pytest.mark.rie
 @pytest.mark.slow
-def test_rie_without_opt_in_kills_the_runtime(rie_argv, tmp_path):
+def test_rie_without_opt_in_kills_the_runtime(rie_ours_argv, tmp_path):
     """The control: no extension registered, the RIE SIGKILLs the runtime, as Lambda does."""
-    with _rie(rie_argv, tmp_path, "app.echo") as r:
+    with _rie(rie_ours_argv, tmp_path, "app.echo") as r:
         status, _, _ = r.invoke(b"{}", timeout=60)
         assert status == 200, r.logs()
         _terminate_rie(r)

@@ -14,33 +14,9 @@ import signal
 import time
 
 import pytest
-from faulty_runtime_api import Fault, FaultyRuntimeAPI, Launcher
+from faulty_runtime_api import Fault, call
 
-BINARY = pytest.param("binary", marks=[pytest.mark.build, pytest.mark.slow])
 RAPID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
-
-
-@pytest.fixture
-def api():
-    server = FaultyRuntimeAPI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def launch(tmp_path):
-    launcher = Launcher(tmp_path)
-    yield launcher
-    launcher.close()
-
-
-@pytest.fixture(params=["script", BINARY])
-def flavor(request):
-    return request.param
-
-
-def call(fn, event=None):
-    return {"fn": fn, "event": event or {}}
 
 
 def invoke(api, rt, fn, event=None, timeout=20.0, **push):

@@ -1,7 +1,7 @@
 """End-to-end: the runtime under AWS's Runtime Interface Emulator (RIE), on loopback.
 
-Runs against every runtime in ``rie.runtime_commands()``: bootstrap.py as a script, plus the
-frozen binary when ``BOOTSTRAP_BINARY`` is set (see tests/rie.py for the other switches).
+Runs against every runtime in ``rie.runtime_commands()``: bootstrap.py as a script and the frozen
+binary (``BOOTSTRAP_BINARY``, or one frozen for the test run; see tests/rie.py for the other switches).
 """
 
 from __future__ import annotations
@@ -11,29 +11,19 @@ import os
 import re
 
 import pytest
-
-try:
-    from . import rie
-except ImportError:  # tests/ is not a package: pytest put tests/ on sys.path
-    import rie
+import rie
+from conftest import rie_argv_of, rie_params
 
 pytestmark = [pytest.mark.rie, pytest.mark.slow]
 
 EXAMPLE = rie.REPO / "example"
 FIXTURES = rie.REPO / "tests" / "rie_handlers"
 
-RUNTIMES = rie.runtime_commands()
 
-
-@pytest.fixture(params=RUNTIMES, ids=[c.id for c in RUNTIMES])
+@pytest.fixture(params=rie_params(ours_only=False))
 def rie_runtime(request):
     """The bootstrap argv of the runtime under test."""
-    cmd = request.param
-    if cmd.error:
-        pytest.fail(cmd.error)
-    if cmd.skip:
-        pytest.skip(cmd.skip)
-    return cmd.argv
+    return rie_argv_of(request.param)
 
 
 @pytest.fixture

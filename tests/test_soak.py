@@ -41,7 +41,7 @@ def test_soak_short(tmp_path):
 @pytest.mark.build
 @pytest.mark.slow
 def test_soak_short_frozen(tmp_path):
-    from faulty_runtime_api import frozen_binary
+    from frozen import frozen_binary
 
     binary = frozen_binary()
     if binary is None or not binary.exists():

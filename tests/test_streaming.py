@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import rie
 from conftest import HANDLERS_DIR
 
 sys.path.insert(0, str(HANDLERS_DIR))
@@ -219,33 +220,14 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
 # not interpret the HTTP-integration prelude; and it caps a streamed response at 6291556 bytes, answering the
 # runtime 413 and its caller a Function.ResponseSizeTooLarge error (Lambda itself allows 200 MB).
 
-try:
-    from . import rie
-except ImportError:  # tests/ is not a package
-    import rie
-
-RIE_RUNTIMES = rie.runtime_commands()
-
-
-@pytest.fixture(params=RIE_RUNTIMES, ids=[c.id for c in RIE_RUNTIMES])
-def rie_argv(request):
-    cmd = request.param
-    if cmd.error:
-        pytest.fail(cmd.error)
-    if cmd.skip:
-        pytest.skip(cmd.skip)
-    if cmd.id == "awslambdaric":
-        pytest.skip("awslambdaric does not stream")
-    return cmd.argv
-
 
 @pytest.fixture
-def streaming_rie(rie_argv, tmp_path):
+def streaming_rie(rie_ours_argv, tmp_path):
     started = []
 
     def start(handler):
         env = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(HANDLERS_DIR)}
-        r = rie.RieProcess(rie_argv, env=env, cwd=str(HANDLERS_DIR), log_dir=str(tmp_path))
+        r = rie.RieProcess(rie_ours_argv, env=env, cwd=str(HANDLERS_DIR), log_dir=str(tmp_path))
         started.append(r)
         r.start()
         return r
