@@ -13,6 +13,8 @@
 #   LAYOUT        onedir (default) or onefile
 #   PY_IMAGE      the build image. Pin it by digest for reproducible builds, e.g.
 #                 --build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.11@sha256:<digest for the arch>
+#                 python:3.12 and newer are Amazon Linux 2023 images: build those with TARGET=al2023.
+#   TARGET        al2 (default) or al2023: the build fails if the artifact cannot run on provided.TARGET
 #   SMOKE_IMAGE   the runtime image of the smoke stage: public.ecr.aws/lambda/provided:al2 (default)
 #                 or public.ecr.aws/lambda/provided:al2023
 # For arm64: docker buildx build --platform linux/arm64 ... (the images are multi-arch).
@@ -41,11 +43,12 @@ COPY scripts/freeze.sh scripts/glibc_report.py scripts/repro_zip.py /src/scripts
 COPY packaging/bootstrap.spec /src/packaging/bootstrap.spec
 COPY --from=function / /src/function/
 ARG LAYOUT=onedir
+ARG TARGET=al2
 ARG SOURCE_DATE_EPOCH=315532800
 # The same freeze step as the native build and the tests; --target al2 fails the build if anything
 # (a wheel of the function's requirements, say) needs a newer glibc than provided.al2 has.
 RUN SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" /src/scripts/freeze.sh --python /opt/freeze/bin/python \
-        --function /src/function --layout "${LAYOUT}" --out /out --entry /src/bootstrap.py --target al2 \
+        --function /src/function --layout "${LAYOUT}" --out /out --entry /src/bootstrap.py --target "${TARGET}" \
     && rm -rf /out/.work \
     && unzip -Zt /out/bootstrap.zip \
     && sha256sum /out/bootstrap.zip

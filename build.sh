@@ -27,6 +27,8 @@ Options:
                     so it runs on provided.al2 and provided.al2023 whatever this machine's glibc
                     (implies --onefile and --native; adds ~1 MB and ~0.3 s of cold start)
   --target T        al2 or al2023: fail unless the zip can run on provided.T
+  --python-image I the Docker build image (default public.ecr.aws/lambda/python:3.11, Amazon Linux 2).
+                    python:3.12 and newer are Amazon Linux 2023 images: use them with --target al2023
   --arch A          x86_64 or arm64 (default: this machine's). Another architecture needs
                     Docker buildx (and QEMU binfmt, or a native arm64 machine)
   --native          freeze on this machine even if a Docker engine is available
@@ -65,6 +67,8 @@ log() { echo "build.sh: $*" >&2; }
 LAYOUT=""
 STATIC=0
 TARGET=""
+DEFAULT_PY_IMAGE="public.ecr.aws/lambda/python:3.11"
+PY_IMAGE="$DEFAULT_PY_IMAGE"
 ARCH=""
 MODE="auto"
 RUNTIME_ONLY=0
@@ -87,6 +91,8 @@ while [[ $# -gt 0 ]]; do
     --onedir) set_layout onedir; shift ;;
     --onefile) set_layout onefile; shift ;;
     --static) STATIC=1; shift ;;
+    --python-image) need_value "$@"; PY_IMAGE="$2"; shift 2 ;;
+    --python-image=*) PY_IMAGE="${1#*=}"; shift ;;
     --target) need_value "$@"; TARGET="$2"; shift 2 ;;
     --target=*) TARGET="${1#*=}"; shift ;;
     --arch) need_value "$@"; ARCH="$2"; shift 2 ;;
@@ -161,6 +167,9 @@ if [[ "$MODE" == auto ]]; then
 elif [[ "$MODE" == docker ]] && ! docker_engine; then
     die "--docker: no Docker engine answers ('$DOCKER info' failed). Start one, or drop --docker to build natively"
 fi
+if [[ "$MODE" == native && "$PY_IMAGE" != "$DEFAULT_PY_IMAGE" ]]; then
+    die "--python-image is for Docker builds ($WHY here): a native build freezes with \$PYTHON (default python3)"
+fi
 if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
     die "this machine is $HOST_ARCH; an $ARCH build needs Docker buildx (PyInstaller cannot cross-build). Run on a machine with a Docker engine (and QEMU binfmt), or on an $ARCH machine"
 fi
@@ -175,7 +184,9 @@ ZIP_NAME="bootstrap.zip"
 build_docker() {
     "$DOCKER" buildx version >/dev/null 2>&1 ||
         die "Docker buildx is missing (needed for --platform and --output); install the buildx plugin"
-    log "Docker engine found: freezing inside Amazon Linux 2 (public.ecr.aws/lambda/python:3.11, glibc 2.26) for $PLATFORM"
+    local image_os=""
+    [[ "$PY_IMAGE" == "$DEFAULT_PY_IMAGE" ]] && image_os=" (Amazon Linux 2, glibc 2.26)"
+    log "Docker engine found: freezing inside $PY_IMAGE$image_os for $PLATFORM; it fails unless the zip runs on provided.${TARGET:-al2}"
     if [[ "$ARCH" != "$HOST_ARCH" ]]; then
         log "note: $ARCH on a $HOST_ARCH machine runs under QEMU emulation: expect it to take several times longer"
     fi
@@ -188,6 +199,8 @@ build_docker() {
         --platform "$PLATFORM" \
         --build-context "function=$FUNCTION_DIR" \
         --build-arg "LAYOUT=$LAYOUT" \
+        --build-arg "PY_IMAGE=$PY_IMAGE" \
+        --build-arg "TARGET=${TARGET:-al2}" \
         --build-arg "SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}" \
         --target artifact \
         --output "type=local,dest=$OUT" \

@@ -431,6 +431,15 @@ def test_foreign_arch_needs_docker():
     assert "needs Docker buildx" in r.stderr
 
 
+def test_python_image_is_for_docker_builds():
+    r = subprocess.run(
+        ["bash", str(BUILD_SH), "--native", "--python-image", "public.ecr.aws/lambda/python:3.12"],
+        cwd=str(REPO), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "--python-image is for Docker builds" in r.stderr
+
+
 def test_docker_flag_without_engine():
     if docker_engine():
         pytest.skip("a Docker engine is available here")
@@ -938,7 +947,7 @@ def test_docker_path_of_build_sh(tmp_path):
         cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "freezing inside Amazon Linux 2" in r.stderr
+    assert "freezing inside public.ecr.aws/lambda/python:3.11 (Amazon Linux 2, glibc 2.26)" in r.stderr
     assert (dist / "bootstrap.zip").read_bytes() == stub_zip.read_bytes()
     calls = log.read_text().splitlines()
     build = next(c for c in calls if c.startswith("buildx build"))
@@ -946,7 +955,19 @@ def test_docker_path_of_build_sh(tmp_path):
     assert "--build-context function=%s" % EXAMPLE in build
     assert "--target artifact" in build
     assert "--build-arg LAYOUT=onefile" in build
+    assert "--build-arg TARGET=al2" in build
+    assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.11" in build
     assert build.endswith(str(REPO))
+    # Python 3.12+ images are Amazon Linux 2023: the Docker build checks the artifact against al2023.
+    r = subprocess.run(
+        ["bash", str(BUILD_SH), "--python-image", "public.ecr.aws/lambda/python:3.13", "--target", "al2023",
+         "--dist", str(dist), "--work", str(work)],
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    build = [c for c in log.read_text().splitlines() if c.startswith("buildx build")][-1]
+    assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.13" in build
+    assert "--build-arg TARGET=al2023" in build
     # BOOTSTRAP_PY is for native builds only.
     env["BOOTSTRAP_PY"] = str(REPO / "bootstrap.py")
     r = subprocess.run(
