@@ -25,7 +25,7 @@ Options:
   --onefile         one self-extracting executable (unpacks to /tmp on every cold start)
   --static          native build wrapped with staticx: one executable that carries its own libc,
                     so it runs on provided.al2 and provided.al2023 whatever this machine's glibc
-                    (implies --onefile and --native; adds ~1 MB and ~0.3 s of cold start)
+                    (implies --onefile and --native; adds ~1 MB and ~0.4 s of cold start)
   --target T        al2 or al2023: fail unless the zip can run on provided.T
   --python-image I the Docker build image (default public.ecr.aws/lambda/python:3.11, Amazon Linux 2).
                     python:3.12 and newer are Amazon Linux 2023 images: use them with --target al2023
