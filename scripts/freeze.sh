@@ -98,6 +98,9 @@ rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/glibc-report.txt"
 mkdir -p "$WORK/src" "$WORK/deps"
 
 export PYTHONHASHSEED=0
+# Store, do not compress, inside the executable: bootstrap.zip compresses it anyway (the zip even comes out
+# smaller), and a onefile cold start no longer inflates ~30 MB into /tmp: measured 177 -> 107 ms.
+export PYINSTALLER_ZLIB_COMPRESSION_LEVEL=0
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { echo "freeze.sh: $*" >&2; }
