@@ -379,6 +379,23 @@ def rie_argv_of(cmd):
     return rie.resolve_argv(cmd)
 
 
+@pytest.fixture
+def rie_launcher(tmp_path):
+    """``start(argv, handler, task_root, env=None, **kw)`` -> a running RieProcess; all closed after the test."""
+    started = []
+
+    def start(argv, handler, task_root, env=None, **kw):
+        full_env = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(task_root), **(env or {})}
+        proc = rie.RieProcess(argv, env=full_env, cwd=str(task_root), log_dir=str(tmp_path), **kw)
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.close()
+
+
 @pytest.fixture(params=rie_params(ours_only=True))
 def rie_ours_argv(request):
     """The bootstrap argv of ours (script, and frozen) under the RIE: features awslambdaric lacks."""

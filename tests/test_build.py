@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from conftest import spawn_runtime
 from fake_runtime_api import FakeRuntimeAPI
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,16 +221,7 @@ def invoke(
     full_env.update(env or {})
     out, err = tmp / "stdout", tmp / "stderr"
     t0 = time.monotonic()
-    with open(out, "wb") as fo, open(err, "wb") as fe:
-        proc = subprocess.Popen(
-            argv,
-            cwd=str(task_root),
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=fo,
-            stderr=fe,
-            start_new_session=True,
-        )
+    proc = spawn_runtime("frozen", argv, full_env, task_root, out, err).proc
     try:
         rid = api.push_event({} if event is None else event)
 

@@ -27,21 +27,9 @@ def rie_runtime(request):
 
 
 @pytest.fixture
-def start_rie(rie_runtime, tmp_path):
-    """``start_rie(handler, task_root, **kw)`` -> a running RieProcess; all are closed after the test."""
-    started = []
-
-    def _start(handler, task_root=EXAMPLE, **kw):
-        env = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(task_root)}
-        env.update(kw.pop("env", {}))
-        proc = rie.RieProcess(rie_runtime, env=env, cwd=str(task_root), log_dir=str(tmp_path), **kw)
-        started.append(proc)
-        proc.start()
-        return proc
-
-    yield _start
-    for proc in started:
-        proc.close()
+def start_rie(rie_runtime, rie_launcher):
+    """``start_rie(handler, task_root=EXAMPLE, **kw)`` -> a running RieProcess, closed after the test."""
+    return lambda handler, task_root=EXAMPLE, **kw: rie_launcher(rie_runtime, handler, task_root, **kw)
 
 
 def _json(body, logs):

@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-import rie
 from conftest import HANDLERS_DIR
 
 sys.path.insert(0, str(HANDLERS_DIR))
@@ -222,19 +221,8 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
 
 
 @pytest.fixture
-def streaming_rie(rie_ours_argv, tmp_path):
-    started = []
-
-    def start(handler):
-        env = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(HANDLERS_DIR)}
-        r = rie.RieProcess(rie_ours_argv, env=env, cwd=str(HANDLERS_DIR), log_dir=str(tmp_path))
-        started.append(r)
-        r.start()
-        return r
-
-    yield start
-    for r in started:
-        r.close()
+def streaming_rie(rie_ours_argv, rie_launcher):
+    return lambda handler: rie_launcher(rie_ours_argv, handler, HANDLERS_DIR)
 
 
 def _rie_invoke(r, event):
