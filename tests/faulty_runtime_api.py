@@ -598,15 +598,7 @@ class Launcher:
     ):
         from conftest import runtime_environment, spawn_runtime
 
-        if flavor == "script":
-            argv = [sys.executable, str(BOOTSTRAP)]
-        else:
-            binary = frozen.frozen_binary()
-            if binary is None or not binary.exists():
-                import pytest
-
-                pytest.skip("no frozen bootstrap: set BOOTSTRAP_BINARY or run ./build.sh")
-            argv = [str(binary)]
+        argv = [sys.executable, str(BOOTSTRAP)] if flavor == "script" else [str(frozen.frozen_binary())]
         settings = {
             "AWS_LAMBDA_RUNTIME_API": api_address,
             "LAMBDA_TASK_ROOT": str(task_root),

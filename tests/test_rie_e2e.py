@@ -1,7 +1,8 @@
 """End-to-end: the runtime under AWS's Runtime Interface Emulator (RIE), on loopback.
 
-Runs against every runtime in ``rie.runtime_commands()``: bootstrap.py as a script and the frozen
-binary (``BOOTSTRAP_BINARY``, or one frozen for the test run; see tests/rie.py for the other switches).
+Runs against every runtime in ``frozen.runtime_commands(in_roots=True)``: bootstrap.py as a script, and
+the frozen runtime at /opt in a Lambda-like root (no system libraries; and Debian 11's glibc 2.31 with
+Lambda's LD_LIBRARY_PATH), with these tests' handlers as source at /var/task.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ EXAMPLE = rie.REPO / "example"
 FIXTURES = rie.REPO / "tests" / "rie_handlers"
 
 
-@pytest.fixture(params=rie_params(ours_only=False))
+@pytest.fixture(params=rie_params(ours_only=False, in_roots=True))
 def rie_runtime(request):
     """The bootstrap argv of the runtime under test."""
     return rie_argv_of(request.param)
@@ -174,8 +175,9 @@ def test_harness_leaves_no_process(rie_runtime, tmp_path):
         assert status == 200, (status, body, r.logs())
         pid = json.loads(body)["pid"]
         rie_pid = r.proc.pid
-        assert pid in r.runtime_pids()
-    for p in (pid, rie_pid):
+        assert pid in r.runtime_pids_inside()
+        host_pids = r.runtime_pids()
+    for p in (*host_pids, rie_pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]

@@ -43,10 +43,7 @@ def test_soak_short(tmp_path):
 def test_soak_short_frozen(tmp_path):
     from frozen import frozen_binary
 
-    binary = frozen_binary()
-    if binary is None or not binary.exists():
-        pytest.skip("no frozen bootstrap: set BOOTSTRAP_BINARY or run ./build.sh")
-    check(*run_soak(tmp_path, "--binary", str(binary)))
+    check(*run_soak(tmp_path, "--binary", str(frozen_binary())))
 
 
 def test_soak_detects_a_dead_runtime(tmp_path):

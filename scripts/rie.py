@@ -1,7 +1,7 @@
 """Run a Lambda runtime under the AWS Runtime Interface Emulator (RIE), on loopback.
 
-Used by the end-to-end tests, by smoke.sh and by bench scripts. Standard library only,
-Python 3.9+, Linux (the RIE is a Linux binary).
+Used by scripts/lambda_root.py (smoke tests in a Lambda-like root), the end-to-end tests and the bench
+scripts. Standard library only, Python 3.9+, Linux (the RIE is a Linux binary).
 
     from rie import RieProcess, runtime_commands
 
@@ -21,15 +21,10 @@ Facts about the RIE (aws-sam-cli 1.170.0) that this module relies on:
 * Function error: HTTP 200 with the runtime's error JSON. Init error posted by the runtime:
   HTTP 502 with the posted JSON. Runtime that dies without posting: HTTP 502, empty body.
   ``REPORT`` lines appear only for invokes that completed (success, function error, timeout).
-
-Command line (what smoke.sh uses)::
-
-    python tests/rie.py --bootstrap PATH [--function-dir DIR] [--handler app.handler] [--event JSON]
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import json
@@ -42,12 +37,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from lambda_root import RIE_INSIDE, LambdaRoot, Layer
 
 REPO = Path(__file__).resolve().parent.parent
 FETCH_RIE = REPO / "scripts" / "fetch_rie.sh"
 DEFAULT_RIE = REPO / ".cache" / "rie" / "aws-lambda-rie"
-AWSLAMBDARIC_WRAPPER = REPO / "tests" / "rie_handlers" / "awslambdaric_bootstrap.sh"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
 # Inherited variables that would change what the runtime under test does, or leak credentials.
@@ -61,60 +57,6 @@ _INIT_REPORT_RE = re.compile(r"INIT REPORT\(durationMs: (?P<ms>[0-9.]+)\)")
 
 class RieError(RuntimeError):
     """The RIE could not be fetched or started."""
-
-
-class RuntimeCommand(NamedTuple):
-    """A runtime to test: a pytest id, the bootstrap argv, and why it can't run (or None)."""
-
-    id: str
-    argv: List[str]
-    skip: Optional[str] = None  # reason to skip (the runtime is optional and absent)
-    error: Optional[str] = None  # reason to fail (it was asked for but is broken)
-
-
-def runtime_commands() -> List[RuntimeCommand]:
-    """The runtimes the RIE tests run against.
-
-    * ``script``: ``[sys.executable, <repo>/bootstrap.py]`` (skipped while bootstrap.py is absent).
-    * ``frozen``: the frozen bootstrap, resolved when a test needs it (``resolve_argv``):
-      ``$BOOTSTRAP_BINARY``, or one frozen once per test process (tests/frozen.py); tests mark it
-      ``build``, since only the main test venv has PyInstaller.
-    * ``awslambdaric``: AWS's reference client (``python -m awslambdaric $_HANDLER``) when
-      ``RIE_WITH_AWSLAMBDARIC=1``; it must be importable by ``sys.executable``.
-    * ``custom``: ``$RIE_RUNTIME_CMD`` split like a shell would (any bootstrap, e.g. a broken one
-      to check that the tests fail).
-    """
-    cmds = []
-    script = REPO / "bootstrap.py"
-    cmds.append(
-        RuntimeCommand(
-            "script",
-            [sys.executable, str(script)],
-            skip=None if script.is_file() else f"{script} does not exist yet",
-        )
-    )
-    cmds.append(RuntimeCommand("frozen", []))
-    if os.environ.get("RIE_WITH_AWSLAMBDARIC") == "1":
-        cmds.append(RuntimeCommand("awslambdaric", ["/bin/sh", str(AWSLAMBDARIC_WRAPPER), sys.executable]))
-    custom = os.environ.get("RIE_RUNTIME_CMD")
-    if custom:
-        import shlex
-
-        cmds.append(RuntimeCommand("custom", shlex.split(custom)))
-    return cmds
-
-
-def resolve_argv(cmd: RuntimeCommand) -> List[str]:
-    """The argv of `cmd`; for ``frozen``, the frozen bootstrap (built on first use). RieError when it
-    cannot be had."""
-    if cmd.id != "frozen":
-        return cmd.argv
-    import frozen
-
-    binary = frozen.frozen_binary()
-    if binary is None or not (binary.is_file() and os.access(binary, os.X_OK)):
-        raise RieError(f"no frozen bootstrap ({binary}): set BOOTSTRAP_BINARY to one, or install PyInstaller")
-    return [str(binary)]
 
 
 def rie_binary(timeout: float = 300.0) -> Path:
@@ -201,7 +143,7 @@ class RieProcess:
 
     def __init__(
         self,
-        bootstrap_argv: Sequence[str],
+        bootstrap_argv: Union[Sequence[str], Layer],
         env: Optional[Dict[str, str]] = None,
         cwd: Optional[str] = None,
         timeout: float = 20.0,
@@ -210,7 +152,15 @@ class RieProcess:
         log_level: str = "info",
         log_dir: Optional[str] = None,
         rie: Optional[str] = None,
+        root: Optional[LambdaRoot] = None,
+        scratch: Optional[Path] = None,
     ) -> None:
+        if isinstance(bootstrap_argv, Layer):
+            # The layer at /opt, the function's folder (cwd, or LAMBDA_TASK_ROOT) at /var/task.
+            task = Path(cwd or (env or {})["LAMBDA_TASK_ROOT"])
+            root = LambdaRoot(task, bootstrap_argv.bundle, bootstrap_argv.variant)
+            env = {**(env or {}), "LAMBDA_TASK_ROOT": "/var/task"}
+            bootstrap_argv = [root.bootstrap]
         self.bootstrap_argv = [str(a) for a in bootstrap_argv]
         self.timeout = timeout
         self.log_level = log_level
@@ -222,7 +172,15 @@ class RieProcess:
         if function_timeout is not None:
             full_env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(int(function_timeout))
         self.env = full_env
-        self.cwd = str(cwd or full_env.get("LAMBDA_TASK_ROOT") or os.getcwd())
+        # In a Lambda-like root the runtime sees only what is passed: none of this machine's environment.
+        self.root = root
+        self.root_env = {
+            **(env or {}),
+            **{k: v for k, v in full_env.items() if k == "AWS_LAMBDA_FUNCTION_TIMEOUT"},
+        }
+        self.scratch = scratch
+        # In a root, the runtime's cwd is /var/task, set inside it; bwrap itself may start anywhere.
+        self.cwd = os.getcwd() if root else str(cwd or full_env.get("LAMBDA_TASK_ROOT") or os.getcwd())
         self._log_dir = log_dir
         self._tmpdir: Optional[tempfile.TemporaryDirectory] = None
         self.log_path: Optional[Path] = None
@@ -255,7 +213,7 @@ class RieProcess:
             fd, name = tempfile.mkstemp(prefix="rie-", suffix=".log", dir=log_dir)
             self.log_path = Path(name)
             argv = [
-                rie,
+                RIE_INSIDE if self.root else rie,
                 "--log-level",
                 self.log_level,
                 "--runtime-interface-emulator-address",
@@ -264,6 +222,8 @@ class RieProcess:
                 f"127.0.0.1:{self.api_port}",
                 *self.bootstrap_argv,
             ]
+            if self.root is not None:
+                argv = self.root.command(argv, self.root_env, self.scratch or Path(log_dir), rie=Path(rie))
             try:
                 self.proc = subprocess.Popen(
                     argv,
@@ -305,6 +265,17 @@ class RieProcess:
         if self.proc is None:
             return []
         return [p for p in _session_pids(self.proc.pid) if p != self.proc.pid]
+
+    def runtime_pids_inside(self) -> List[int]:
+        """The same processes as ``runtime_pids``, numbered as they see themselves (in a root: its PID
+        namespace)."""
+        inside = []
+        for pid in self.runtime_pids():
+            with contextlib.suppress(OSError, ValueError, IndexError, StopIteration):
+                with open(f"/proc/{pid}/status") as f:
+                    line = next(ln for ln in f if ln.startswith("NSpid:"))
+                inside.append(int(line.split()[-1]))
+        return inside
 
     def close(self, _keep_tmp: bool = False) -> None:
         """Kill the runtime(s), then the RIE, with bounded waits. Safe to call twice."""
@@ -419,47 +390,3 @@ def is_error_response(status: int, body: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(parsed, dict) and "errorType" in parsed and "errorMessage" in parsed
-
-
-def _main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description="Invoke a bootstrap once under the RIE (used by smoke.sh).")
-    ap.add_argument("--bootstrap", required=True, help="bootstrap executable")
-    ap.add_argument("--function-dir", default=str(REPO / "example"), help="LAMBDA_TASK_ROOT and cwd")
-    ap.add_argument("--handler", default="app.handler")
-    ap.add_argument("--event", default='{"hello": "world"}', help="JSON event")
-    ap.add_argument("--timeout", type=float, default=60.0, help="bound on the invoke (seconds)")
-    args = ap.parse_args(argv)
-    try:
-        event = json.loads(args.event)
-    except ValueError as exc:
-        print(f"--event is not valid JSON: {exc}", file=sys.stderr)
-        return 2
-    function_dir = str(Path(args.function_dir).resolve())
-    env = {"_HANDLER": args.handler, "LAMBDA_TASK_ROOT": function_dir}
-    with RieProcess([args.bootstrap], env=env, cwd=function_dir) as r:
-        t0 = time.monotonic()
-        try:
-            status, body, _ = r.invoke(json.dumps(event).encode(), timeout=args.timeout)
-        except OSError as exc:
-            print(f"invoke failed: {exc}\n--- RIE output ---\n{r.logs()}", file=sys.stderr)
-            return 1
-        elapsed = (time.monotonic() - t0) * 1000
-        report = r.report_line()
-        failed = is_error_response(status, body)
-        if failed:
-            print(f"--- RIE output ---\n{r.logs()}", file=sys.stderr)
-        print(f"HTTP {status} in {elapsed:.0f} ms (incl. cold start)")
-        print(body.decode(errors="replace"))
-        print(report.rstrip() if report else "(no REPORT line: the invoke did not complete)")
-        for ms in r.init_reports_ms()[:1]:
-            print(f"INIT REPORT durationMs: {ms}")
-    if failed:
-        why = f"HTTP {status}" if status != 200 else "error response"
-        print(f"SMOKE FAILED: {why}", file=sys.stderr)
-        return 1
-    print("SMOKE OK")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
