@@ -610,9 +610,7 @@ class LambdaContext:
         return dict(self._w3c_fields)
 
     def log(self, msg):
-        """Write one record to the function's log, newline-terminated so it stands alone."""
-        text = str(msg)
-        LOG_SINK.write(text if text.endswith("\n") else text + "\n")
+        LOG_SINK.write_unformatted(str(msg))
 
     def __repr__(self):
         return _slots_repr(
@@ -837,7 +835,7 @@ class LogSink:
     def __init__(self, json_format, fd=None, stream=None):
         self.json_format = json_format
         self.error_frame = frame_type(40, json_format)
-        self.default_frame = frame_type(0, json_format)
+        self.default_frame = frame_type(0, False)  # awslambdaric's, whatever the format: plain text
         self._file = os.fdopen(int(fd), "wb", 0) if fd is not None else None
         self._stream = stream  # None: whatever sys.stdout is at the time
 
@@ -853,6 +851,13 @@ class LogSink:
         data = text.encode("utf-8", "backslashreplace")
         header = (frame or self.default_frame) + len(data).to_bytes(4, "big")
         self._file.write(header + (time.time_ns() // 1000).to_bytes(8, "big") + data)
+
+    def write_unformatted(self, text):
+        """Text outside any record (context.log): on the telemetry fd one frame holding exactly `text`, as
+        awslambdaric writes it; on stdout a line of its own, so that the next record does not run into it."""
+        if self._file is None and not text.endswith("\n"):
+            text += "\n"
+        self.write(text)
 
     def write_error(self, error):
         """An invocation or init error: one CloudWatch event, however many lines it has."""
