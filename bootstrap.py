@@ -1364,6 +1364,14 @@ WORKER_RESTART_WINDOW_SECONDS = 30.0
 def run_workers(config, count):
     """N worker processes, each with its own /next loop and connection; a worker that dies is replaced,
     and when they keep dying the parent gives up with a non-zero exit."""
+    # awslambdaric's parent announces the pool once, before it forks (seen at DEBUG only).
+    logging.getLogger().debug(
+        {
+            "event": "runtime_worker_pool_initializing",
+            "workerCount": count,
+            "executionEnvironmentMaxConcurrency": count,
+        }
+    )
     workers, deaths = {}, []
 
     def start(slot):
