@@ -1238,6 +1238,7 @@ class OutgoingStream:
         if not isinstance(iterator, types.AsyncGeneratorType):
             iterator = iter(iterator)
         self._iterator = iterator
+        self._taken = 0  # chunks the handler has yielded, for the error that names one
         self._first = response.prelude() + self._next_chunk(b"")
 
     def _next_chunk(self, end):
@@ -1249,11 +1250,16 @@ class OutgoingStream:
                 chunk = next(iterator)
         except (StopIteration, StopAsyncIteration):
             return end
+        self._taken += 1
         if isinstance(chunk, str):
             return chunk.encode("utf-8")
         if isinstance(chunk, (bytes, bytearray, memoryview)):
             return bytes(chunk)
-        raise TypeError("a streamed chunk must be bytes or str, not %s" % type(chunk).__name__)
+        raise RuntimeFault(
+            "Runtime.MarshalError",
+            "Unable to marshal response: streamed chunk %d (counting from 1) is of type %s, not bytes or str"
+            % (self._taken, type(chunk).__name__),
+        )
 
     def __iter__(self):
         yield self._first
