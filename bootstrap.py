@@ -610,9 +610,7 @@ class LambdaContext:
         return dict(self._w3c_fields)
 
     def log(self, msg):
-        """Write one record to the function's log, newline-terminated so it stands alone."""
-        text = str(msg)
-        LOG_SINK.write(text if text.endswith("\n") else text + "\n")
+        LOG_SINK.write_unformatted(str(msg))
 
     def __repr__(self):
         return _slots_repr(
@@ -837,7 +835,7 @@ class LogSink:
     def __init__(self, json_format, fd=None, stream=None):
         self.json_format = json_format
         self.error_frame = frame_type(40, json_format)
-        self.default_frame = frame_type(0, json_format)
+        self.default_frame = frame_type(0, False)  # awslambdaric's, whatever the format: plain text
         self._file = os.fdopen(int(fd), "wb", 0) if fd is not None else None
         self._stream = stream  # None: whatever sys.stdout is at the time
 
@@ -853,6 +851,13 @@ class LogSink:
         data = text.encode("utf-8", "backslashreplace")
         header = (frame or self.default_frame) + len(data).to_bytes(4, "big")
         self._file.write(header + (time.time_ns() // 1000).to_bytes(8, "big") + data)
+
+    def write_unformatted(self, text):
+        """Text outside any record (context.log): on the telemetry fd one frame holding exactly `text`, as
+        awslambdaric writes it; on stdout a line of its own, so that the next record does not run into it."""
+        if self._file is None and not text.endswith("\n"):
+            text += "\n"
+        self.write(text)
 
     def write_error(self, error):
         """An invocation or init error: one CloudWatch event, however many lines it has."""
@@ -1233,6 +1238,7 @@ class OutgoingStream:
         if not isinstance(iterator, types.AsyncGeneratorType):
             iterator = iter(iterator)
         self._iterator = iterator
+        self._taken = 0  # chunks the handler has yielded, for the error that names one
         self._first = response.prelude() + self._next_chunk(b"")
 
     def _next_chunk(self, end):
@@ -1244,11 +1250,16 @@ class OutgoingStream:
                 chunk = next(iterator)
         except (StopIteration, StopAsyncIteration):
             return end
+        self._taken += 1
         if isinstance(chunk, str):
             return chunk.encode("utf-8")
         if isinstance(chunk, (bytes, bytearray, memoryview)):
             return bytes(chunk)
-        raise TypeError("a streamed chunk must be bytes or str, not %s" % type(chunk).__name__)
+        raise RuntimeFault(
+            "Runtime.MarshalError",
+            "Unable to marshal response: streamed chunk %d (counting from 1) is of type %s, not bytes or str"
+            % (self._taken, type(chunk).__name__),
+        )
 
     def __iter__(self):
         yield self._first
@@ -1359,6 +1370,14 @@ WORKER_RESTART_WINDOW_SECONDS = 30.0
 def run_workers(config, count):
     """N worker processes, each with its own /next loop and connection; a worker that dies is replaced,
     and when they keep dying the parent gives up with a non-zero exit."""
+    # awslambdaric's parent announces the pool once, before it forks (seen at DEBUG only).
+    logging.getLogger().debug(
+        {
+            "event": "runtime_worker_pool_initializing",
+            "workerCount": count,
+            "executionEnvironmentMaxConcurrency": count,
+        }
+    )
     workers, deaths = {}, []
 
     def start(slot):

@@ -142,7 +142,11 @@ RESULTS = {
         "Runtime.MarshalError",
         "Unable to marshal response: Object of type BrokenRepr is not JSON serializable",
     ),
-    ("ret_bad_generator", None): ("error", "TypeError", "a streamed chunk must be bytes or str, not int"),
+    ("ret_bad_generator", None): (
+        "error",
+        "Runtime.MarshalError",
+        "Unable to marshal response: streamed chunk 1 (counting from 1) is of type int, not bytes or str",
+    ),
 }
 
 

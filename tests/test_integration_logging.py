@@ -251,3 +251,44 @@ def test_telemetry_fd_frames(telemetry_pipe, fake_api, runtime, both, case):
     assert not any(b"printed line" in m for _, _, m in frames)
     assert "printed line\n" in rt.stdout
     assert "warning msg" not in rt.stdout and "boom" not in rt.stdout
+
+
+CONTEXT_LOG_MESSAGES = ["plain line", "two\nlines", "ends in a newline\n", "non-ASCII: £ ü", ""]
+
+
+@pytest.mark.parametrize("level", [None, "DEBUG", "INFO", "ERROR"])
+@pytest.mark.parametrize("log_format", ["TEXT", "JSON"])
+def test_context_log_on_the_telemetry_fd(telemetry_pipe, fake_api, runtime, both, log_format, level):
+    """context.log(msg) with a telemetry fd, in either log format and at any level: one frame of the TEXT
+    default type 0xA55A0003 (the type awslambdaric's log sink uses when given none) holding exactly `msg`,
+    with no newline added; nothing on stdout."""
+    env = {
+        "_LAMBDA_TELEMETRY_LOG_FD": str(telemetry_pipe.fd),
+        "AWS_LAMBDA_LOG_FORMAT": log_format,
+        "AWS_LAMBDA_LOG_LEVEL": level,
+    }
+    rid = fake_api.push_event(_call("context_log", {"messages": CONTEXT_LOG_MESSAGES}))
+    rt = runtime("app.dispatch", both, env=env, pass_fds=[telemetry_pipe.fd])
+    telemetry_pipe.close_write_end()
+    _serve(fake_api, rt, [rid])
+    frames = telemetry_pipe.wait_frames(lambda fs: any(b"after context.log" in m for _, _, m in fs), 10)
+    last = next(i for i, (_, _, m) in enumerate(frames) if b"after context.log" in m)
+    assert [(ftype, m) for ftype, _, m in frames[:last]] == [
+        (0xA55A0003, m.encode("utf-8")) for m in CONTEXT_LOG_MESSAGES
+    ], frames
+    assert not any(m.strip() and m.strip() in rt.stdout for m in CONTEXT_LOG_MESSAGES), rt.stdout
+
+
+@pytest.mark.parametrize("log_format", ["TEXT", "JSON"])
+def test_context_log_on_stdout(fake_api, runtime, both, log_format):
+    """Without a telemetry fd, awslambdaric writes the message as it is, so the next record runs into it;
+    ours ends it with a newline unless it has one (README: differences)."""
+    rid = fake_api.push_event(_call("context_log", {"messages": CONTEXT_LOG_MESSAGES[:4]}))
+    rt = runtime("app.dispatch", both, env={"AWS_LAMBDA_LOG_FORMAT": log_format})
+    _serve(fake_api, rt, [rid])
+    if both == "ours":
+        written = "plain line\ntwo\nlines\nends in a newline\nnon-ASCII: £ ü\n"
+    else:
+        written = "plain linetwo\nlinesends in a newline\nnon-ASCII: £ ü"
+    next_record = '{"timestamp": "' if log_format == "JSON" else "[CRITICAL]\t"
+    assert written + next_record in rt.stdout, repr(rt.stdout)

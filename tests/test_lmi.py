@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -306,6 +307,63 @@ def test_worker_logs_follow_the_json_log_format(lmi_api, runtime, log_socket):
     for i, rid in enumerate(rids):
         (rec,) = [r for r in records if str(r.get("message", "")).startswith("log json-%d " % i)]
         assert rec["level"] == "WARNING" and rec["requestId"] == rid and rec["logger"] == "lmi", rec
+
+
+POOL_EVENT = "runtime_worker_pool_initializing"
+POOL_RECORD_CASES = {
+    # name: (log format, log level, telemetry fd, where the record goes: "stdout", "fd" or None)
+    "json-debug": ("JSON", "DEBUG", False, "stdout"),
+    "text-debug": ("TEXT", "DEBUG", False, "stdout"),
+    "json-debug-fd": ("JSON", "DEBUG", True, "fd"),
+    "json-info": ("JSON", "INFO", False, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(POOL_RECORD_CASES))
+def test_worker_pool_record_before_the_fork(lmi_api, runtime, both, telemetry_pipe, case):
+    """awslambdaric's parent logs one DEBUG record through the root logger before it forks, its message the
+    object {"event": "runtime_worker_pool_initializing", "workerCount": N, "executionEnvironmentMaxConcurrency":
+    N}: on stdout, or as a frame of the JSON DEBUG type on the telemetry fd; nothing above DEBUG."""
+    n = 2
+    log_format, level, with_fd, where = POOL_RECORD_CASES[case]
+    env = {
+        "AWS_LAMBDA_MAX_CONCURRENCY": str(n),
+        "AWS_LAMBDA_LOG_FORMAT": log_format,
+        "AWS_LAMBDA_LOG_LEVEL": level,
+    }
+    fds = [telemetry_pipe.fd] if with_fd else []
+    if with_fd:
+        env["_LAMBDA_TELEMETRY_LOG_FD"] = str(telemetry_pipe.fd)
+    proc = runtime("lmi.work", both, env=env, pass_fds=fds)
+    telemetry_pipe.close_write_end()
+    _wait_polling(lmi_api, proc, n)  # the workers poll: the parent logged before it forked them
+    if where == "fd":
+        frames = telemetry_pipe.wait_frames(lambda fs: any(POOL_EVENT.encode() in m for _, _, m in fs), 10)
+    else:
+        time.sleep(0.2)  # the pipe's reader catches up
+        frames = telemetry_pipe.frames()
+    framed = [(ftype, m.decode()) for ftype, _, m in frames if POOL_EVENT.encode() in m]
+    printed = [line for line in proc.stdout.splitlines(keepends=True) if POOL_EVENT in line]
+    if where is None:
+        assert framed == [] and printed == [], proc.diag()
+        return
+    if where == "fd":
+        assert len(framed) == 1 and printed == [], (framed, printed)
+        ((frame_type, text),) = framed
+        assert frame_type == 0xA55A000A, hex(frame_type)
+    else:
+        assert len(printed) == 1 and framed == [], (framed, printed)
+        (text,) = printed
+    message = {"event": POOL_EVENT, "workerCount": n, "executionEnvironmentMaxConcurrency": n}
+    if log_format == "TEXT":
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+        assert re.fullmatch(r"\[DEBUG\]\t%s\t\t%s\n" % (stamp, re.escape(str(message))), text), repr(text)
+        return
+    record = json.loads(text)
+    assert list(record) == ["timestamp", "level", "message", "logger", "requestId"], record
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record.pop("timestamp")), text
+    assert record == {"level": "DEBUG", "message": message, "logger": "root", "requestId": ""}, record
+    assert text.endswith("}\n"), repr(text)
 
 
 def test_worker_errors_are_logged_to_the_log_socket(lmi_api, runtime, log_socket):

@@ -127,14 +127,56 @@ def test_failure_before_the_first_chunk_is_an_ordinary_error(fake_api, runtime, 
     assert fake_api.answers_for(rid) == [a]
 
 
-def test_a_chunk_that_is_not_bytes_or_str_ends_the_stream_with_an_error(fake_api, runtime, ours):
+def _marshal_error_for_chunk(position):
+    return (
+        "Unable to marshal response: streamed chunk %d (counting from 1) is of type int, not bytes or str"
+        % (position)
+    )
+
+
+def test_a_chunk_that_is_not_bytes_or_str_ends_the_stream_with_a_marshal_error(fake_api, runtime, ours):
+    """After the first chunk: the trailers carry Runtime.MarshalError, naming the type and the chunk's
+    position, with no stack trace (the runtime's own frames say nothing about the handler)."""
     proc = runtime("streaming.bad_chunk", ours)
-    _, a = _stream(fake_api, proc, {})
-    assert a.body == b"ok"
+    rid, a = _stream(fake_api, proc, {"good": 2})
+    assert a.body == b"okok"
     assert a.trailers is not None
-    assert a.trailers.get("Lambda-Runtime-Function-Error-Type") == "Function.TypeError"
+    assert a.trailers.get("Lambda-Runtime-Function-Error-Type") == "Runtime.MarshalError"
     error = json.loads(base64.b64decode(a.trailers["Lambda-Runtime-Function-Error-Body"]))
-    assert "int" in error["errorMessage"], error
+    assert error == {
+        "errorMessage": _marshal_error_for_chunk(3),
+        "errorType": "Runtime.MarshalError",
+        "requestId": rid,
+        "stackTrace": [],
+    }
+    assert fake_api.answers_for(rid) == [a]
+    proc.wait_output("[ERROR] Runtime.MarshalError: " + _marshal_error_for_chunk(3), 5, "stdout")
+    assert "bootstrap.py" not in proc.stdout, proc.stdout
+
+
+def test_a_first_chunk_that_is_not_bytes_or_str_is_a_marshal_error(fake_api, runtime, ours):
+    """Before the first chunk nothing was sent: an ordinary /error, Runtime.MarshalError, as for a result that
+    cannot be encoded; then the runtime takes the next event."""
+    proc = runtime("streaming.bad_chunk", ours)
+    rid, a = _stream(fake_api, proc, {"good": 0})
+    assert a.kind == "error", fake_api.describe()
+    assert a.headers.get("Lambda-Runtime-Function-Error-Type") == "Runtime.MarshalError"
+    assert a.json() == {
+        "errorMessage": _marshal_error_for_chunk(1),
+        "errorType": "Runtime.MarshalError",
+        "requestId": rid,
+        "stackTrace": [],
+    }
+    cause = json.loads(a.headers["Lambda-Runtime-Function-XRay-Error-Cause"])
+    assert cause["exceptions"] == [
+        {"message": _marshal_error_for_chunk(1), "type": "LambdaValidationError", "stack": []}
+    ]
+    assert cause["paths"] == []
+    assert fake_api.answers_for(rid) == [a]
+    proc.wait_output("[ERROR] Runtime.MarshalError: " + _marshal_error_for_chunk(1), 5, "stdout")
+    assert "bootstrap.py" not in proc.stdout, proc.stdout
+    _, b = _stream(fake_api, proc, {"good": 1})
+    assert b.kind == "response" and b.body == b"ok"
 
 
 def test_empty_chunks_do_not_end_the_body(fake_api, runtime, ours):

@@ -220,6 +220,14 @@ def log_from_thread_later(event, context):
     return "parked"
 
 
+def context_log(event, context):
+    """{"messages": [...]}: each through context.log(), then a CRITICAL record (kept at every level)."""
+    for message in event["messages"]:
+        context.log(message)
+    logger.critical("after context.log")
+    return "ok"
+
+
 def printer(event, context):
     print("printed line")
     return "ok"

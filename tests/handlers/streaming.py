@@ -87,10 +87,11 @@ def fails_at_once(event, context):
 
 
 def bad_chunk(event, context):
-    """Yields "ok", then an int, which is not a chunk."""
+    """{"good": n}: yields n chunks "ok" (one when not given), then an int, which is not a chunk."""
 
     def body():
-        yield "ok"
+        for _ in range(event.get("good", 1)):
+            yield "ok"
         yield 42
 
     return body()
