@@ -92,7 +92,7 @@ check_target() {
     case "$1" in
     al2023 | provided.al2023) ;;
     al2 | provided.al2)
-        die "provided.al2 is closed: AWS blocked creating provided.al2 functions from 2026-07-31 (08-31 in some copies of its table) and updating their code from 2026-08-31 (09-30), and Amazon Linux 2 gets no more security fixes. Deploy this zip to provided.al2023 instead (drop --target), and move an existing function with: aws lambda update-function-configuration --function-name NAME --runtime provided.al2023"
+        die "provided.al2 is closed: AWS blocked creating provided.al2 functions from 2026-07-31 (2026-08-31 in some copies of its table) and updating their code from 2026-08-31 (2026-09-30), and Amazon Linux 2 gets no more security fixes. Deploy this zip to provided.al2023 instead (drop --target), and move an existing function with: aws lambda update-function-configuration --function-name NAME --runtime provided.al2023"
         ;;
     *) die "--target must be al2023, not '$1'" ;;
     esac

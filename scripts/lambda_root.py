@@ -61,6 +61,7 @@ LAMBDA_ENV = {
 }
 SANDBOX_UID, SANDBOX_GID = 993, 990  # Lambda's sbx_user1051
 RIE_INSIDE = "/usr/local/bin/aws-lambda-rie"
+SYSTEM_LIB_DIR = "%s-linux-gnu" % os.uname().machine  # Debian's multiarch folder
 # Debian 11 (bullseye): glibc 2.31, older than provided.al2023's 2.34, with the same sonames.
 OLD_SYSTEM_SUITE = "bullseye"
 OLD_SYSTEM_PACKAGES = ("libc6", "libgcc-s1", "dash")
@@ -98,6 +99,7 @@ def old_system_root() -> Path:
         _fetch_old_system(root)
     # Mount points for what Amazon Linux has and these packages do not bring: the zone database, the RIE.
     (root / "usr" / "share" / "zoneinfo").mkdir(parents=True, exist_ok=True)
+    (root / "usr" / "lib64").mkdir(parents=True, exist_ok=True)
     (root / RIE_INSIDE.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
     (root / RIE_INSIDE.lstrip("/")).touch()
     return root
@@ -206,9 +208,12 @@ class LambdaRoot(NamedTuple):
             cmd += ["--ro-bind", str(self.opt), "/opt"]
         if self.variant == "glibc-2.31":
             system = old_system_root()
-            for top in ("lib", "lib64", "usr", "bin"):
-                if (system / top).exists():
-                    cmd += ["--ro-bind", str(system / top), "/" + top]
+            for top in ("lib", "usr", "bin"):
+                cmd += ["--ro-bind", str(system / top), "/" + top]
+            # Amazon Linux keeps its C library in /lib64 and /usr/lib64, both on Lambda's LD_LIBRARY_PATH:
+            # put Debian's there too, so that a bootstrap that searches that path finds the older libc.
+            for folder in ("/lib64", "/usr/lib64"):
+                cmd += ["--ro-bind", str(system / "lib" / SYSTEM_LIB_DIR), folder]
             if os.path.isdir("/usr/share/zoneinfo"):
                 cmd += ["--ro-bind", "/usr/share/zoneinfo", "/usr/share/zoneinfo"]
             for inside, outside in _etc_files(scratch / "etc").items():
