@@ -173,8 +173,6 @@ mkdir -p "$DIST" "$WORK"
 DIST="$(cd "$DIST" && pwd)"
 WORK="$(cd "$WORK" && pwd)"
 ZIP_NAME="bootstrap.zip"
-# A failed build must not leave an older zip behind that looks like its result.
-rm -f "$DIST/$ZIP_NAME" "$DIST/$ZIP_NAME.tmp"
 if [[ $RUNTIME_ONLY == 1 ]]; then
     FUNCTION_DIR="$WORK/empty-function"
     rm -rf "$FUNCTION_DIR"
@@ -195,6 +193,8 @@ if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
     die "this machine is $HOST_ARCH; an $ARCH build needs Docker buildx (PyInstaller cannot cross-build). Run on a machine with a Docker engine (and QEMU binfmt), or on an $ARCH machine"
 fi
 
+# The build starts: a failed one must not leave an older zip behind that looks like its result.
+rm -f "$DIST/$ZIP_NAME" "$DIST/$ZIP_NAME.tmp"
 START=$SECONDS
 OUT="$WORK/$MODE-$ARCH"
 

@@ -423,6 +423,14 @@ def test_docker_flag_without_engine():
     assert "no Docker engine" in r.stderr and "drop --docker" in r.stderr
 
 
+def test_a_refused_command_leaves_the_last_zip_alone(tmp_path):
+    """Only a build that starts replaces dist/bootstrap.zip; a command refused before it does not."""
+    (tmp_path / "bootstrap.zip").write_bytes(b"the last good build")
+    r = run_cli("--python-image", "public.ecr.aws/lambda/python:3.12", "--native", "--dist", str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert (tmp_path / "bootstrap.zip").read_bytes() == b"the last good build"
+
+
 def test_freeze_sh_help_and_errors(tmp_path):
     r = run_cli("--help", script=FREEZE_SH)
     assert r.returncode == 0 and "--python PY" in r.stdout and "--prefix DIR" in r.stdout
