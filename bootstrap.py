@@ -33,6 +33,9 @@ API_VERSION = "2018-06-01"
 MAX_XRAY_CAUSE_BYTES = 64 * 1024  # what the platform keeps of the X-Ray cause
 DEFAULT_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RAPID's limit, used when a 413 does not say
 CONNECT_TIMEOUT_SECONDS = 1.0
+BODY_PIECE_BYTES = 1 << 20  # a longer body is read in pieces: an announced length reserves nothing
+MAX_LINE_BYTES = 65536
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 NEXT_RETRY_DELAYS = (0.05, 0.2, 0.5)  # bounded retry of /next on connection errors only
 USER_AGENT = "python-lambda-bootstrap/%s (Python %s)" % (__version__, sys.version.split()[0])
 
@@ -106,7 +109,24 @@ class RuntimeFault(Exception):
 
 
 class TransportError(Exception):
-    """A request to the Runtime API failed on the wire (refused, reset, cut short)."""
+    """A request to the Runtime API failed on the wire (refused, reset, cut short). `head`: the answer's
+    (status, headers) when only its body was lost."""
+
+    def __init__(self, message, head=None):
+        super().__init__(message)
+        self.head = head
+
+
+class BodyLost(ConnectionError):
+    """The answer's head arrived, its body did not (in full)."""
+
+    def __init__(self, exc, head):
+        super().__init__("%s: %s" % (type(exc).__name__, exc))
+        self.head = head
+
+
+class MalformedAnswer(Exception):
+    """The Runtime API answered with something that is not HTTP/1.1 the runtime can frame."""
 
 
 class RuntimeApiError(Exception):
@@ -236,13 +256,14 @@ class Invocation:
 
     __slots__ = (
         "request_id", "body", "content_type", "deadline_ms", "function_arn", "trace_id",
-        "client_context", "cognito_identity", "tenant_id", "invocation_id",
+        "client_context", "cognito_identity", "tenant_id", "invocation_id", "read_error",
     )  # fmt: skip
 
-    def __init__(self, headers, body):
-        """`headers`: lower-case names."""
+    def __init__(self, headers, body, read_error=None):
+        """`headers`: lower-case names. `read_error`: why the body could not be read, if it could not."""
         self.request_id = headers.get("lambda-runtime-aws-request-id")
         self.body = body
+        self.read_error = read_error
         self.content_type = headers.get("content-type") or "application/json"
         try:
             self.deadline_ms = int(headers.get("lambda-runtime-deadline-ms") or 0)
@@ -279,16 +300,22 @@ class KeepAliveConnection:
         self.sock = self._reader = None
 
     def request(self, method, path, body=None, headers=()):
-        """(status, headers with lower-case names, body). Any failure on the wire: TransportError."""
+        """(status, headers with lower-case names, body). Any failure on the wire: TransportError; an answer
+        that cannot be framed: RuntimeApiError (the API is local and trusted: waiting for more could hang)."""
         try:
             self.send_head(method, path, headers, body)
             return self.read_response()
+        except MalformedAnswer as exc:
+            self.close()
+            raise RuntimeApiError(
+                "%s %s: the Runtime API's answer cannot be read: %s" % (method, path, exc)
+            ) from exc
         except Exception as exc:
             raise self.broken(exc) from exc
 
     def broken(self, exc):
         self.close()
-        return TransportError("%s: %s" % (type(exc).__name__, exc))
+        return TransportError("%s: %s" % (type(exc).__name__, exc), getattr(exc, "head", None))
 
     def send_head(self, method, path, headers, body=None):
         if self.sock is None:
@@ -317,49 +344,88 @@ class KeepAliveConnection:
         self.sock.sendall(data)
 
     def read_response(self):
-        reader = self._reader
         status = 100
         while 100 <= status < 200:  # skip interim responses
-            line = reader.readline(65537)
-            if not line:
-                raise ConnectionError("the Runtime API closed the connection")
-            status = int(line.split(None, 2)[1])
-            headers = {}
-            while True:
-                line = reader.readline(65537)
-                if line in (b"\r\n", b"\n"):
-                    break
-                if not line:
-                    raise ConnectionError("the connection closed inside the response headers")
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower().decode("latin-1")] = _header_value(value.strip())
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked()
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            body = reader.read(length)
-            if len(body) != length:
-                raise ConnectionError("the response was cut short: %d of %d bytes" % (len(body), length))
-        elif status in (204, 304):
-            body = b""
-        else:  # no length: the body runs to the end of the connection
-            body = reader.read()
-            headers["connection"] = "close"
+            status, headers = self._read_head()
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        if not chunked and length is None and status not in (204, 304):
+            raise MalformedAnswer("a %d answer with neither Content-Length nor chunked encoding" % status)
+        try:
+            body = self._read_chunked() if chunked else self._read_exactly(int(length or 0))
+        except Exception as exc:
+            raise BodyLost(exc, (status, headers)) from exc
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers, body
 
+    def _read_head(self):
+        line = self._read_line()
+        if not line:
+            raise ConnectionError("the Runtime API closed the connection")
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not _is_decimal(parts[1], 3):
+            raise MalformedAnswer("status line %r" % line[:100])
+        headers = {}
+        while True:
+            line = self._read_line()
+            if line in (b"\r\n", b"\n"):
+                return int(parts[1]), headers
+            if not line.endswith(b"\n"):
+                raise ConnectionError("the connection closed inside the response headers")
+            if line[:1] in (b" ", b"\t"):
+                raise MalformedAnswer("a folded header line %r" % line[:100])
+            name, colon, value = line.partition(b":")
+            name = name.lower().decode("latin-1")
+            if not colon or not name or name != name.strip():
+                raise MalformedAnswer("a header line with no colon after a name: %r" % line[:100])
+            value = _header_value(value.strip())
+            if name == "content-length" and (name in headers or not _is_decimal(value)):
+                raise MalformedAnswer("a duplicate or non-decimal Content-Length %r" % value)
+            headers[name] = value
+
+    def _read_line(self):
+        line = self._reader.readline(MAX_LINE_BYTES + 1)
+        if len(line) > MAX_LINE_BYTES:
+            raise MalformedAnswer("a line over %d bytes" % MAX_LINE_BYTES)
+        return line
+
+    def _read_exactly(self, size):
+        if size <= BODY_PIECE_BYTES:
+            data = self._reader.read(size)
+        else:
+            pieces, left = [], size
+            while left:
+                piece = self._reader.read(min(left, BODY_PIECE_BYTES))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+            data = b"".join(pieces)
+        if len(data) != size:
+            raise ConnectionError("the body was cut short: %d of %d bytes" % (len(data), size))
+        return data
+
     def _read_chunked(self):
         parts = []
         while True:
-            size = int(self._reader.readline(65537).split(b";", 1)[0], 16)
+            size = self._read_line().split(b";", 1)[0].strip()
+            if not size or not set(size) <= HEX_DIGITS:
+                raise ValueError("a chunk size line %r" % size[:100])
+            size = int(size, 16)
             if size == 0:
                 break
-            parts.append(self._reader.read(size))
-            self._reader.readline(65537)
-        while self._reader.readline(65537) not in (b"\r\n", b"\n", b""):  # trailers
+            parts.append(self._read_exactly(size))
+            if self._read_line() not in (b"\r\n", b"\n"):
+                raise ValueError("a chunk not followed by CRLF")
+        while self._read_line() not in (b"\r\n", b"\n", b""):  # trailers
             pass
         return b"".join(parts)
+
+
+def _is_decimal(text, digits=None):
+    """Digits 0-9 only: int() also takes signs, underscores, blanks and other scripts' digits."""
+    return text.isascii() and text.isdigit() and (digits is None or len(text) == digits)
 
 
 def _header_value(raw):
@@ -379,19 +445,25 @@ class RuntimeApiClient:
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
+        lost = None
         for delay in (*NEXT_RETRY_DELAYS, None):
             try:
                 status, headers, body = self._conn.request("GET", path)
                 break
-            except TransportError as exc:  # nothing was taken: asking again cannot take an event twice
-                if delay is None:
+            except TransportError as exc:
+                if (
+                    exc.head is not None
+                ):  # an event was handed out, its body lost: it is answered with an error
+                    (status, headers), body, lost = exc.head, b"", exc
+                    break
+                if delay is None:  # nothing was taken: asking again cannot take an event twice
                     raise RuntimeApiError(
                         "cannot reach the Runtime API at %s: %s" % (self._conn.address, exc)
                     ) from exc
                 time.sleep(delay)
         if status != 200:
             raise RuntimeApiError.answered("GET", path, status, body)
-        invocation = Invocation(headers, body)
+        invocation = Invocation(headers, body, lost)
         if invocation.request_id is None:
             raise RuntimeApiError(
                 "/next sent an event without Lambda-Runtime-Aws-Request-Id: it cannot be answered"
@@ -1108,6 +1180,10 @@ def begin_invocation(invocation):
 
 def invoke(handler, invocation):
     """Run the handler on one event: the encoded response, or a stream that produces it."""
+    if invocation.read_error is not None:
+        raise RuntimeFault(
+            "Runtime.LambdaRuntimeClientError", "the event body could not be read: %s" % invocation.read_error
+        )
     client_context = parse_json_header(invocation.client_context, "Client Context")
     cognito_identity = parse_json_header(invocation.cognito_identity, "Cognito Identity")
     context = LambdaContext(invocation, client_context, cognito_identity)
