@@ -31,6 +31,9 @@ __version__ = "0.1.0"
 
 API_VERSION = "2018-06-01"
 MAX_XRAY_CAUSE_BYTES = 64 * 1024  # what the platform keeps of the X-Ray cause
+# The error JSON in a stream's trailers: its base64 and the type fit the 4 KiB trailer section RAPID reads.
+MAX_STREAM_ERROR_BYTES = 2048
+MAX_ERROR_TYPE_NAME = 100  # a longer class name does not go into a header
 DEFAULT_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RAPID's limit, used when a 413 does not say
 CONNECT_TIMEOUT_SECONDS = 1.0
 BODY_PIECE_BYTES = 1 << 20  # a longer body is read in pieces: an announced length reserves nothing
@@ -180,9 +183,18 @@ class InvocationError:
         self.header_type = header_type
         self.chain = chain  # chained exceptions, for the log only
 
-    def json(self):
-        """The error body as awslambdaric writes it: ASCII, so even a lone surrogate gets through."""
-        return to_json(self.body, ensure_ascii=True)
+    def json(self, limit=None):
+        """The error body as awslambdaric writes it: ASCII, so even a lone surrogate gets through. With a
+        `limit`, cut to that many bytes: the stack trace first, then the message, then the type."""
+        body = self.body
+        if limit is None:
+            return to_json(body, ensure_ascii=True)
+
+        def render(stack, texts):
+            fields = {"errorMessage": texts[0], "errorType": texts[1], "stackTrace": stack}
+            return to_json({**body, **fields}, ensure_ascii=True)
+
+        return cut_to_fit(render, limit, body["stackTrace"], (body["errorMessage"], body["errorType"]))
 
     @classmethod
     def from_fault(cls, fault, request_id=""):
@@ -197,12 +209,16 @@ class InvocationError:
         message = safe_str(exc)
         body = error_body(name, message, format_frames(frames), request_id)
         if header_type is None:
-            header_type = (
-                "Function.%s" % name
-                if name.isascii() and name.isalpha() and name[0].isupper()
-                else "Function.Unhandled"
-            )
+            header_type = "Function.%s" % (header_name(exc) or "Unhandled")
         return cls(body, xray_cause(name, message, frames), header_type, exception_chain(exc))
+
+
+def header_name(exc):
+    """The exception's class name as it may go into an error-type header (one short line, and RAPID's
+    (Runtime|Function).[A-Z][a-zA-Z]+): ASCII letters only, else None."""
+    name = type(exc).__name__
+    valid = name.isascii() and name.isalpha() and name[0].isupper() and len(name) <= MAX_ERROR_TYPE_NAME
+    return name if valid else None
 
 
 def exception_chain(exc):
@@ -231,19 +247,36 @@ def working_directory():
 def xray_cause(error_type, message, frames):
     """The X-Ray error cause, cut to what the platform keeps rather than dropped."""
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
-    while True:
+
+    def render(stack, texts):
         cause = {
             "working_directory": working_directory(),
-            "exceptions": [{"message": message, "type": error_type, "stack": stack}],
+            "exceptions": [{"message": texts[0], "type": texts[1], "stack": stack}],
             "paths": sorted({entry["path"] for entry in stack}),
         }
-        encoded = json.dumps(cause, ensure_ascii=True)
-        if len(encoded) <= MAX_XRAY_CAUSE_BYTES:
+        return json.dumps(cause, ensure_ascii=True)
+
+    return cut_to_fit(render, MAX_XRAY_CAUSE_BYTES, stack, (message, error_type))
+
+
+def cut_to_fit(render, limit, stack, texts):
+    """`render(stack, texts)` (ASCII) cut to at most `limit` bytes: the stack halved down to its first entry,
+    then each text in turn shortened, then the last entry dropped. Each step shrinks it, so it ends."""
+    texts = list(texts)
+    while True:
+        encoded = render(stack, texts)
+        excess = len(encoded) - limit
+        if excess <= 0:
             return encoded
         if len(stack) > 1:
             stack = stack[: len(stack) // 2]
+        elif any(texts):
+            i = next(i for i, text in enumerate(texts) if text)
+            texts[i] = texts[i][: max(0, len(texts[i]) - excess)]  # each character is at least one byte
+        elif stack:
+            stack = []
         else:
-            message = message[: len(message) // 2]
+            return encoded  # nothing left to cut
 
 
 # ---------------------------------------------------------------------------
@@ -329,7 +362,7 @@ class KeepAliveConnection:
             self.sock, self._reader = sock, sock.makefile("rb")
         head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.address)
         head += "User-Agent: %s\r\n" % USER_AGENT
-        head += "".join("%s: %s\r\n" % pair for pair in headers)
+        head += frame_headers(headers)
         if body is not None:
             head += "Content-Length: %d\r\n" % len(body)
         head = (head + "\r\n").encode("utf-8")
@@ -342,6 +375,15 @@ class KeepAliveConnection:
 
     def send(self, data):
         self.sock.sendall(data)
+
+    def send_chunk(self, chunk):
+        """One chunk of a chunked body; a large one goes out as it is, not copied into its frame."""
+        if len(chunk) <= 65536:
+            self.sock.sendall(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self.sock.sendall(b"%X\r\n" % len(chunk))
+            self.sock.sendall(chunk)
+            self.sock.sendall(b"\r\n")
 
     def read_response(self):
         status = 100
@@ -423,6 +465,15 @@ class KeepAliveConnection:
         return b"".join(parts)
 
 
+def frame_headers(headers):
+    """Header (or trailer) lines. A value with CR, LF, another control character or non-ASCII would forge
+    or break the head: refused, whatever it was built from."""
+    for name, value in headers:
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError("the %s header cannot be sent: %r" % (name, value[:100]))
+    return "".join("%s: %s\r\n" % pair for pair in headers)
+
+
 def _is_decimal(text, digits=None):
     """Digits 0-9 only: int() also takes signs, underscores, blanks and other scripts' digits."""
     return text.isascii() and text.isdigit() and (digits is None or len(text) == digits)
@@ -502,16 +553,20 @@ class RuntimeApiClient:
         ]
         self._add_invocation_id(headers, invocation)
         conn = self._conn
+        sent = False
         try:
             conn.send_head("POST", path, headers)
             for chunk in stream:
                 if chunk:  # an empty chunk would end the body
-                    conn.send(b"%X\r\n%s\r\n" % (len(chunk), chunk))
-            trailers = "".join("%s: %s\r\n" % pair for pair in stream.trailers())
-            conn.send(b"0\r\n" + trailers.encode("utf-8") + b"\r\n")
+                    conn.send_chunk(chunk)
+            conn.send(b"0\r\n" + frame_headers(stream.trailers()).encode("ascii") + b"\r\n")
+            sent = True
             status, _, answer = conn.read_response()
         except Exception as exc:
-            raise RuntimeApiError("POST %s failed: %s" % (path, conn.broken(exc))) from exc
+            failure = conn.broken(exc)
+            if sent:  # the whole response went out; nothing may be posted again for it: (None, why)
+                return None, str(failure)
+            raise RuntimeApiError("POST %s failed: %s" % (path, failure)) from exc
         conn.close()  # the platform asks for a new connection after a streamed response
         return status, answer
 
@@ -1157,7 +1212,7 @@ def init(config, client):
         handler = load_handler(config.handler)
     except Exception as exc:
         # awslambdaric names an import-time exception by its bare class, in the body and the header alike.
-        error = invocation_error(exc, "", header_type=type(exc).__name__)
+        error = invocation_error(exc, "", header_type=header_name(exc) or "Function.Unhandled")
         logging.warning(UNHANDLED_WARNING)
         LOG_SINK.write_error(error)
         client.post_init_error(error)
@@ -1206,7 +1261,11 @@ def answer(client, invocation, result):
         body, content_type = result
         status, reply = client.post_response(invocation, body, content_type)
         size = len(body)
-    if status == 413 and size is not None:
+    if status is None:
+        LOG_SINK.write_runtime_message(
+            "the streamed response for %s was sent; its answer was lost (%s)" % (invocation.request_id, reply)
+        )
+    elif status == 413 and size is not None:
         LOG_SINK.write_runtime_message("response of %d bytes refused (413): %s" % (size, safe_text(reply)))
         message = "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (
             size,
@@ -1216,6 +1275,8 @@ def answer(client, invocation, result):
         answer_error(client, invocation, InvocationError.from_fault(fault, invocation.request_id))
     elif status >= 300:
         report_refused("response", invocation, status, reply)
+    if isinstance(result, OutgoingStream) and result.exit is not None:
+        raise result.exit  # the stream has ended properly; now the process ends as the handler asked
 
 
 def answer_error(client, invocation, error):
@@ -1279,6 +1340,8 @@ class StreamingResponse:
     """Return this, or any generator or async generator of bytes or str, to stream the response."""
 
     def __init__(self, chunks, content_type="application/octet-stream"):
+        if not (content_type.isascii() and content_type.isprintable()):
+            raise ValueError("content_type goes into a header: printable ASCII only, not %r" % content_type)
         self.chunks = chunks
         self.content_type = content_type
 
@@ -1304,7 +1367,7 @@ class OutgoingStream:
     def __init__(self, response, request_id):
         self.content_type = response.content_type
         self.request_id = request_id
-        self.error = None
+        self.error = self.exit = None
         iterator = response.chunks
         if not isinstance(iterator, types.AsyncGeneratorType):
             iterator = iter(iterator)
@@ -1328,22 +1391,25 @@ class OutgoingStream:
 
     def __iter__(self):
         yield self._first
-        try:
-            while True:
+        while True:
+            try:
                 chunk = self._next_chunk(None)
-                if chunk is None:
-                    return
-                yield chunk
-        except Exception as exc:
-            self.error = invocation_error(exc, self.request_id)
-            LOG_SINK.write_error(self.error)
+            except BaseException as exc:  # SystemExit and the like too: the stream must still end properly
+                self.error = invocation_error(exc, self.request_id)
+                LOG_SINK.write_error(self.error)
+                if not isinstance(exc, Exception):
+                    self.exit = exc
+                return
+            if chunk is None:
+                return
+            yield chunk
 
     def trailers(self):
         if self.error is None:
             return []
         import base64
 
-        body = base64.b64encode(self.error.json().encode("ascii")).decode()
+        body = base64.b64encode(self.error.json(MAX_STREAM_ERROR_BYTES).encode("ascii")).decode()
         return [
             ("Lambda-Runtime-Function-Error-Type", self.error.header_type),
             ("Lambda-Runtime-Function-Error-Body", body),
@@ -1411,7 +1477,7 @@ def run_extension(config, name, target):
     try:
         callback = load_handler(target)
     except Exception as exc:
-        error_type = exc.error_type if isinstance(exc, RuntimeFault) else type(exc).__name__
+        error_type = exc.error_type if isinstance(exc, RuntimeFault) else header_name(exc) or "Unhandled"
         extension.init_error("Extension.%s" % error_type.rpartition(".")[2], safe_str(exc))
         return 1
     while True:
@@ -1419,7 +1485,7 @@ def run_extension(config, name, target):
         try:
             callback(event)
         except Exception as exc:
-            extension.exit_error("Extension.%s" % type(exc).__name__, safe_str(exc))
+            extension.exit_error("Extension.%s" % (header_name(exc) or "Unhandled"), safe_str(exc))
             return 1
         if str(event.get("eventType", "")).upper() == "SHUTDOWN":
             return 0

@@ -104,10 +104,21 @@ def test_non_ascii_exception_class_header(api, launch):
     assert RAPID_ERROR_TYPE.fullmatch(header), header
 
 
+def test_huge_exception_class_name(api, launch):
+    """A 70,000-character class name: the X-Ray cause is still cut to 64 KiB (the type too, once the message is
+    empty) instead of looping for ever, and the header falls back to Function.Unhandled."""
+    rt = launch("hostile.dispatch", api.address)
+    _, answer = invoke(api, rt, "huge_class_name", timeout=10)
+    body, header = error_of(answer)
+    assert body["errorType"] == "E" * 70_000 and body["errorMessage"] == "a huge class name"
+    assert header == "Function.Unhandled"
+    assert_lives_on(api, rt)
+
+
 def test_lone_surrogate_in_exception_message(api, launch):
-    """A message with a lone surrogate (from a JSON event's "\\ud800") must still give a JSON error body
-    (escaped, as responses are); today post_error's .encode() raises, the event is never answered and the
-    process exits 1."""
+    """A message with a lone surrogate (from a JSON event's "\\ud800") still gives a JSON error body, the
+    surrogate escaped as in responses, and the process lives on. (A UTF-8 encoding of the body would raise,
+    leave the event unanswered and end the process.)"""
     rt = launch("hostile.dispatch", api.address)
     _, answer = invoke(api, rt, "raise_message", {"message": "\ud800 lone"})
     body, _ = error_of(answer)

@@ -159,6 +159,43 @@ def test_xray_cause_is_cut_to_64_kib_not_dropped():
     assert parsed["exceptions"][0]["stack"]
 
 
+@pytest.mark.timeout(10)
+def test_xray_cause_returns_for_a_huge_class_name():
+    """The message is cut first, then the type: a 70,000-character class name alone is over 64 KiB."""
+    cause = bootstrap.xray_cause("E" * 70_000, "m" * 100, traceback.extract_stack())
+    assert len(cause.encode()) <= 64 * 1024
+    exception = json.loads(cause)["exceptions"][0]
+    assert exception["message"] == "" and exception["type"].startswith("EEE")
+    assert len(exception["stack"]) == 1
+
+
+@pytest.mark.timeout(10)
+def test_an_error_body_cut_to_a_limit_cuts_the_stack_then_the_message_then_the_type():
+    error = bootstrap.InvocationError(
+        bootstrap.error_body("T" * 1000, "m" * 5000, ["frame %d\n" % i for i in range(500)], "rid-1"), "", ""
+    )
+    assert error.json(10**6) == error.json()
+    for limit, kept in ((4000, "message"), (1050, "type"), (80, "nothing")):
+        text = error.json(limit)
+        body = json.loads(text)
+        assert len(text) <= limit
+        assert list(body) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+        assert body["requestId"] == "rid-1" and body["stackTrace"] == (
+            ["frame 0\n"] if kept != "nothing" else []
+        )
+        assert (body["errorMessage"] != "") == (kept == "message")
+        assert (body["errorType"] != "") == (kept != "nothing")
+
+
+@pytest.mark.parametrize(
+    "value", ["a\r\nX-Injected: yes", "a\nb", "a\rb", "caf\u00e9", "nul\x00", "tab\there"]
+)
+def test_header_values_with_cr_lf_controls_or_non_ascii_are_refused_where_the_head_is_framed(value):
+    with pytest.raises(ValueError, match="X-Test header cannot be sent"):
+        bootstrap.frame_headers([("Content-Type", "text/plain"), ("X-Test", value)])
+    assert bootstrap.frame_headers([("X-Test", "plain, ASCII; ok=1")]) == "X-Test: plain, ASCII; ok=1\r\n"
+
+
 def test_exception_chain_stops_on_a_cycle():
     first, second = ValueError("a"), KeyError("b")
     first.__cause__, second.__cause__ = second, first

@@ -110,6 +110,11 @@ def non_ascii_exception_class(event, context):
 # -- results that are hard to encode ---------------------------------------
 
 
+def huge_class_name(event, context):
+    """An exception class whose name alone is 70,000 characters."""
+    raise type("E" * 70_000, (Exception,), {})("a huge class name")
+
+
 def ret_nan(event, context):
     return float("nan")
 
