@@ -355,6 +355,19 @@ def test_rie_midstream_failure(streaming_rie):
 
 @pytest.mark.rie
 @pytest.mark.slow
+def test_rie_takes_a_long_midstream_error_and_the_runtime_goes_on(streaming_rie):
+    """The RIE refuses a trailer section over 4 KiB ("suspiciously long trailer after chunked body") and resets
+    the connection: the runtime keeps its trailers within it, so the invoke completes and no new init follows."""
+    r = streaming_rie("streaming.fails_midstream_at_depth")
+    for _ in range(2):
+        status, body, _ = _rie_invoke(r, {"depth": 200, "message_size": 5000})
+        assert (status, body) == (200, b"c0"), (status, body[:300], r.logs())
+    logs = r.logs()
+    assert "suspiciously long trailer" not in logs and len(r.init_reports_ms()) == 1, logs
+
+
+@pytest.mark.rie
+@pytest.mark.slow
 def test_rie_http_integration_prelude_passes_through(streaming_rie):
     r = streaming_rie("streaming.http_response")
     status, body, _ = _rie_invoke(r, {})
