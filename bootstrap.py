@@ -896,7 +896,7 @@ def _decimal_encoder(ensure_ascii):
 
 _request_id = contextvars.ContextVar("aws_request_id")
 _tenant_id = contextvars.ContextVar("tenant_id")
-# Threads started by a handler begin with an empty context: they fall back to the current invocation.
+# Pool threads run in an empty context: they fall back to the current invocation.
 _current = {"request_id": "", "tenant_id": None}
 
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
@@ -1131,17 +1131,21 @@ class LambdaLogHandler(logging.Handler):
             self.handleError(record)
 
 
+# Their worker threads start once and then serve one invocation after another.
+POOL_THREAD_MODULES = ("concurrent.futures.thread", "multiprocessing.pool")
+
+
 def inherit_invocation_context():
     """Threads a handler starts keep the request id of the invocation that started them, even when they
-    log after it ended (what Python 3.14's thread_inherit_context does)."""
+    log after it ended. A pool's worker threads run in an empty context instead, so they log the invocation
+    running at the time (a context copied when they started would name the first one for ever)."""
     import threading
 
-    if getattr(sys.flags, "thread_inherit_context", 0):
-        return
     start = threading.Thread.start
 
     def start_in_context(thread):
-        run, context = thread.run, contextvars.copy_context()
+        pooled = getattr(getattr(thread, "_target", None), "__module__", None) in POOL_THREAD_MODULES
+        run, context = thread.run, contextvars.Context() if pooled else contextvars.copy_context()
         thread.run = lambda: context.run(run)
         return start(thread)
 

@@ -351,6 +351,29 @@ def test_thread_logs_after_handler_returned(api, launch, flavor):
     assert_lives_on(api, rt)
 
 
+@pytest.mark.parametrize("pool", ["executor", "threadpool", "default_executor"])
+def test_pooled_threads_log_the_current_invocation(api, launch, pool):
+    """A pool's worker thread starts once and serves every invocation after: each record it writes carries the
+    request id and tenant id of the invocation that is running, not of the one that started the thread."""
+    rt = launch("hostile.dispatch", api.address, env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    keys = []
+    for i in range(3):
+        tenant = [("Lambda-Runtime-Aws-Tenant-Id", "tenant-%d" % i)]
+        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, headers=tenant)
+        assert answer.kind == "response", answer.body
+        keys.append(key)
+    out = rt.wait_output('"pooled t2"', 10, "stdout")
+    records = {
+        r["message"]: r
+        for r in map(json.loads, out.splitlines())
+        if r.get("message", "").startswith("pooled")
+    }
+    seen = [
+        (records["pooled t%d" % i]["requestId"], records["pooled t%d" % i].get("tenantId")) for i in range(3)
+    ]
+    assert seen == [(key, "tenant-%d" % i) for i, key in enumerate(keys)], out
+
+
 def test_blocks_past_deadline(api, launch):
     """The runtime does not cut a handler off (the platform does). Its late answer is refused (410 here, as
     RAPID does after a timeout): that is logged, and the next event is served."""
