@@ -610,6 +610,12 @@ class ExtensionsApiClient:
         self.identifier = headers.get("lambda-extension-identifier")
         return json.loads(answer or b"{}")
 
+    def ask_next_event(self):
+        """Send /event/next and leave its answer unread: for an extension subscribed to no event."""
+        self._conn.send_head(
+            "GET", self.base + "/event/next", [("Lambda-Extension-Identifier", self.identifier)]
+        )
+
     def next_event(self):
         """Block until the next event: {"eventType": "INVOKE" | "SHUTDOWN", ...}."""
         status, _, answer = self._call("GET", "/event/next")
@@ -1221,8 +1227,14 @@ def init(config, client):
         LOG_SINK.write_error(error)
         client.post_init_error(error)
         sys.exit(1)
-    if config.graceful_shutdown or _shutdown_hooks:
+    if config.max_concurrency is None and (config.graceful_shutdown or _shutdown_hooks):
         start_shutdown_extension(config.api_address)
+    elif _shutdown_hooks and not config.graceful_shutdown:
+        LOG_SINK.write_runtime_message(
+            "shutdown hooks run with Managed Instances only when LAMBDA_GRACEFUL_SHUTDOWN=1: the runtime "
+            "registers for SIGTERM before its workers import the handler",
+            logging.WARNING,
+        )
     return handler
 
 
@@ -1426,7 +1438,9 @@ class OutgoingStream:
 
 SHUTDOWN_EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
 SHUTDOWN_HOOKS_SECONDS = 0.4  # of the 500 ms Lambda gives a runtime with an internal extension
+SHUTDOWN_WORKERS_SECONDS = 0.45  # the Managed Instances parent waits this long for its workers' hooks
 _shutdown_hooks = []
+_shutdown_extension = None  # kept, so that its connection stays open
 
 
 def on_shutdown(hook):
@@ -1438,24 +1452,17 @@ def on_shutdown(hook):
 
 def start_shutdown_extension(address):
     """Lambda sends SIGTERM only when an extension is registered: register a no-op internal one before the
-    first /next, and keep it waiting on its own connection so that init can complete."""
-    import threading
-
+    first /next, and leave it waiting in /event/next on its own connection, so that init can complete. No
+    thread waits for the answer: it subscribed to nothing, and Managed Instances workers are forked after."""
+    global _shutdown_extension
     extension = ExtensionsApiClient(address)
     try:
         extension.register(SHUTDOWN_EXTENSION_NAME, [])
-    except (TransportError, RuntimeApiError) as exc:
+        extension.ask_next_event()
+    except (TransportError, RuntimeApiError, OSError) as exc:
         LOG_SINK.write_runtime_message("graceful shutdown is off: %s" % exc, logging.WARNING)
         return
-    threading.Thread(
-        target=_wait_for_events, args=(extension,), name="shutdown-extension", daemon=True
-    ).start()
-
-
-def _wait_for_events(extension):
-    with contextlib.suppress(Exception):  # it only has to be there; it subscribed to nothing
-        while True:
-            extension.next_event()
+    _shutdown_extension = extension
 
 
 def run_shutdown_hooks():
@@ -1506,18 +1513,27 @@ def run_workers(config, count):
     """N worker processes, each with its own /next loop and connection; a worker that dies is replaced,
     and when they keep dying the parent gives up with a non-zero exit."""
     workers, deaths = {}, []
+    if config.graceful_shutdown:  # once, before any worker polls: registration closes when init completes
+        start_shutdown_extension(config.api_address)
 
     def start(slot):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(worker_main(config))
-        workers[pid] = slot
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # held until the new worker is noted
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(worker_main(config))
+            workers[pid] = slot
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     def stop_all(signum=None, frame=None):
+        if signum is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for pid in workers:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
-        if signum is not None:
+        if signum is not None:  # Lambda's SIGTERM: the workers' hooks run before the parent leaves
+            reap(workers, SHUTDOWN_WORKERS_SECONDS)
             on_sigterm(signum, frame)
 
     signal.signal(signal.SIGTERM, stop_all)
@@ -1541,9 +1557,24 @@ def run_workers(config, count):
         start(slot)
 
 
+def reap(workers, seconds):
+    """Wait, at most `seconds`, for the workers to exit."""
+    deadline = time.monotonic() + seconds
+    while workers and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            workers.pop(pid, None)
+        else:
+            time.sleep(0.005)
+
+
 def worker_main(config):
     """One LMI worker: its output to the platform's log socket when there is one, then the usual loop."""
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the parent around the fork
     try:
         if config.log_socket:
             import socket
@@ -1556,7 +1587,7 @@ def worker_main(config):
             LOG_SINK.write_to(own_stdout())  # its copy of fd 1 was made before the fork
         return serve(config)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
+        return exit_status(exc)
     except BaseException:
         traceback.print_exc()
         return 1
@@ -1573,8 +1604,18 @@ def worker_main(config):
 _THIS_FILE = run.__code__.co_filename
 
 
+def exit_status(exc):
+    """Python's status for an uncaught SystemExit: None is 0, an int is itself, anything else is printed and
+    is 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    sys.stderr.write("%s\n" % (exc.code,))
+    return 1
+
+
 def on_sigterm(signum, frame):
     """Lambda sends SIGTERM at shutdown: run the shutdown hooks, flush what is logged, leave cleanly."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a worker may get it from Lambda and from its parent
     if _shutdown_hooks:
         run_shutdown_hooks()
     for stream in (sys.stdout, sys.stderr):
