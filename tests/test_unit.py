@@ -505,8 +505,31 @@ def test_any_json_event_round_trips(value):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.decimals(allow_nan=True, places=None), max_size=5))
 def test_decimals_are_written_as_their_exact_text(values):
-    expected = "[%s]" % ", ".join("NaN" if d.is_nan() else str(d) for d in values)
-    assert bootstrap.to_json(values) == expected
+    """Read back as Decimals, each number has the sign, digits and exponent it had (so 1.10 stays 1.10, not
+    1.1); a NaN of any kind is NaN."""
+    text = bootstrap.to_json(values)
+    parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
+    assert len(parsed) == len(values)
+    for written, value in zip(parsed, values):
+        if value.is_nan():
+            assert written.is_nan() and not written.is_snan()
+        else:
+            assert written.as_tuple() == value.as_tuple(), (text, value)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ("1.10", "1.10"),
+        ("1E+2", "1E+2"),
+        ("-0", "-0"),
+        ("0.000", "0.000"),
+        ("-Infinity", "-Infinity"),
+        ("sNaN", "NaN"),
+    ],
+)
+def test_decimal_text_examples(value, text):
+    assert bootstrap.to_json([Decimal(value), 1]) == "[%s, 1]" % text
 
 
 ascii_text = st.characters(max_codepoint=126)
