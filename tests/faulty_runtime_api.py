@@ -622,6 +622,21 @@ def call(fn, event=None):
     return {"fn": fn, "event": event or {}}
 
 
+def assert_ledger(api, rt, exited=False):
+    problems = api.check_ledger(exited=exited)
+    assert problems == [], "%s\n%s\n%s" % (problems, api.describe(), rt.diag())
+
+
+def serve_ok(api, rt, payload="after"):
+    """One more event must be answered normally: the runtime lives on."""
+    key = api.push_event(call("echo", {"v": payload}))
+    answer = api.wait_answer(key, 15, alive=rt.alive)
+    assert (answer.kind, answer.status, json.loads(answer.body)) == ("response", 202, {"v": payload}), (
+        rt.diag()
+    )
+    return key
+
+
 class Launcher:
     """Starts runtimes (``flavor`` "script": bootstrap.py on this Python; "binary": the frozen one), each
     in its own session, and kills their process groups at close()."""

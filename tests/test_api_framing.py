@@ -11,22 +11,10 @@ import os
 import time
 
 import pytest
-from faulty_runtime_api import Fault, call
+from conftest import proc_status_kib
+from faulty_runtime_api import Fault, assert_ledger, call, serve_ok
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-
-
-def assert_ledger(api, rt, exited=False):
-    problems = api.check_ledger(exited=exited)
-    assert problems == [], "%s\n%s\n%s" % (problems, api.describe(), rt.diag())
-
-
-def serve_ok(api, rt, payload="after"):
-    key = api.push_event(call("echo", {"v": payload}))
-    answer = api.wait_answer(key, 15, alive=rt.alive)
-    assert (answer.kind, answer.status, json.loads(answer.body)) == ("response", 202, {"v": payload}), (
-        rt.diag()
-    )
 
 
 # -- well-formed answers the runtime must read --------------------------------------------------------------
@@ -100,26 +88,18 @@ def test_malformed_next_answer_exits_2_with_a_message(api, launch, name):
     assert api.next_calls == 1, "a malformed answer is not a connection error: not asked again"
 
 
-def _vm_size_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmSize for %d" % pid)
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_a_huge_content_length_reserves_nothing_and_the_event_is_answered(api, launch):
     """A Content-Length of 1 GiB, half a small body, then nothing for 2 s: the runtime must not reserve the
     announced size before the bytes arrive; when the body ends early, the event is answered with an error."""
     rt = launch("hostile.dispatch", api.address)
     serve_ok(api, rt, "warm")
-    before = _vm_size_kib(rt.pid)
+    before = proc_status_kib(rt.pid, "VmSize")
     api.script_next(Fault("huge_length", seconds=2.0))
     key = api.push_event(call("echo", {"v": "x" * 1000}))
     api.wait_for(lambda: api.entry(key).delivered, 10, "the head to be sent", rt.alive)
     time.sleep(0.5)
-    grown_mib = (_vm_size_kib(rt.pid) - before) / 1024
+    grown_mib = (proc_status_kib(rt.pid, "VmSize") - before) / 1024
     assert grown_mib < 64, "the runtime reserved %.0f MiB for a body that has not arrived" % grown_mib
     answer = api.wait_answer(key, 15, alive=rt.alive)
     assert answer.kind == "error", rt.diag()

@@ -20,24 +20,9 @@ import json
 import time
 
 import pytest
-from faulty_runtime_api import Fault, FaultyRuntimeAPI, call
+from faulty_runtime_api import Fault, FaultyRuntimeAPI, assert_ledger, call, serve_ok
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-
-
-def assert_ledger(api, rt, exited=False):
-    problems = api.check_ledger(exited=exited)
-    assert problems == [], "%s\n%s\n%s" % (problems, api.describe(), rt.diag())
-
-
-def serve_ok(api, rt, payload="after"):
-    """One more event must be answered normally: the runtime lives on."""
-    key = api.push_event(call("echo", {"v": payload}))
-    answer = api.wait_answer(key, 15, alive=rt.alive)
-    assert (answer.kind, answer.status, json.loads(answer.body)) == ("response", 202, {"v": payload}), (
-        rt.diag()
-    )
-    return key
 
 
 # -- connecting -------------------------------------------------------------

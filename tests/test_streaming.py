@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import HANDLERS_DIR
+from conftest import HANDLERS_DIR, proc_status_kib
 
 sys.path.insert(0, str(HANDLERS_DIR))
 MIB = 1024 * 1024
@@ -260,14 +260,6 @@ def test_stream_over_6_mb_is_not_refused(fake_api, runtime, ours):
     assert a.reply_status == 202 and a.size == 8 * MIB, a
 
 
-def _vm_hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM for %d" % pid)
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     """The runtime's peak memory after streaming 100 MiB is within 20 MiB of its peak after 1 MiB."""
@@ -277,11 +269,11 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     proc = runtime("streaming.big", ours)
     _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
     assert small.reply_status == 202 and small.size == MIB
-    after_small = _vm_hwm_kib(proc.pid)
+    after_small = proc_status_kib(proc.pid, "VmHWM")
     t0 = time.monotonic()
     _, a = _stream(fake_api, proc, {"mib": 100}, timeout=120)
     elapsed = time.monotonic() - t0
-    after_big = _vm_hwm_kib(proc.pid)
+    after_big = proc_status_kib(proc.pid, "VmHWM")
     assert a.reply_status == 202, a
     assert a.size == 100 * MIB and len(a.chunks) == 100 and a.truncated
     expected = hashlib.sha256()
@@ -300,10 +292,10 @@ def test_a_200_mib_chunk_is_sent_without_a_copy(fake_api, runtime, ours):
     proc = runtime("streaming.one_chunk", ours)
     _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
     assert small.reply_status == 202 and small.size == MIB
-    before = _vm_hwm_kib(proc.pid)
+    before = proc_status_kib(proc.pid, "VmHWM")
     _, a = _stream(fake_api, proc, {"mib": 200}, timeout=120)
     assert a.reply_status == 202 and a.size == 200 * MIB and len(a.chunks) == 1, a
-    growth = (_vm_hwm_kib(proc.pid) - before) / 1024
+    growth = (proc_status_kib(proc.pid, "VmHWM") - before) / 1024
     print("peak memory: %.0f MiB before, grew by %.0f MiB for one 200 MiB chunk" % (before / 1024, growth))
     assert growth < 260, "peak memory grew by %.0f MiB for one 200 MiB chunk: it was copied" % growth
 
