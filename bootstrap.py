@@ -502,9 +502,8 @@ class RuntimeApiClient:
                 status, headers, body = self._conn.request("GET", path)
                 break
             except TransportError as exc:
-                if (
-                    exc.head is not None
-                ):  # an event was handed out, its body lost: it is answered with an error
+                # An event whose head arrived was handed out: it gets an answer, the error invoke() raises.
+                if exc.head is not None:
                     (status, headers), body, lost = exc.head, b"", exc
                     break
                 if delay is None:  # nothing was taken: asking again cannot take an event twice
