@@ -402,34 +402,43 @@ class KeepAliveConnection:
         return status, headers, body
 
     def _read_head(self):
-        line = self._read_line()
+        readline = self._reader.readline
+        line = readline(MAX_LINE_BYTES + 1)
         if not line:
             raise ConnectionError("the Runtime API closed the connection")
         parts = line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not _is_decimal(parts[1], 3):
+        if (
+            len(parts) < 2
+            or not parts[0].startswith(b"HTTP/1.")
+            or len(parts[1]) != 3
+            or not parts[1].isdigit()
+        ):
             raise MalformedAnswer("status line %r" % line[:100])
         headers = {}
         while True:
-            line = self._read_line()
+            line = readline(MAX_LINE_BYTES + 1)
             if line in (b"\r\n", b"\n"):
                 return int(parts[1]), headers
-            if not line.endswith(b"\n"):
+            if line[-1:] != b"\n":
+                if len(line) > MAX_LINE_BYTES:
+                    raise MalformedAnswer("a header line over %d bytes" % MAX_LINE_BYTES)
                 raise ConnectionError("the connection closed inside the response headers")
-            if line[:1] in (b" ", b"\t"):
-                raise MalformedAnswer("a folded header line %r" % line[:100])
             name, colon, value = line.partition(b":")
+            if not colon or not name or name.strip() != name:
+                raise MalformedAnswer(
+                    "a header line that is folded or has no colon after a name: %r" % line[:100]
+                )
             name = name.lower().decode("latin-1")
-            if not colon or not name or name != name.strip():
-                raise MalformedAnswer("a header line with no colon after a name: %r" % line[:100])
             value = _header_value(value.strip())
             if name == "content-length" and (name in headers or not _is_decimal(value)):
                 raise MalformedAnswer("a duplicate or non-decimal Content-Length %r" % value)
             headers[name] = value
 
     def _read_line(self):
+        """A line of a chunked body."""
         line = self._reader.readline(MAX_LINE_BYTES + 1)
         if len(line) > MAX_LINE_BYTES:
-            raise MalformedAnswer("a line over %d bytes" % MAX_LINE_BYTES)
+            raise ValueError("a line over %d bytes" % MAX_LINE_BYTES)
         return line
 
     def _read_exactly(self, size):
@@ -474,9 +483,9 @@ def frame_headers(headers):
     return "".join("%s: %s\r\n" % pair for pair in headers)
 
 
-def _is_decimal(text, digits=None):
+def _is_decimal(text):
     """Digits 0-9 only: int() also takes signs, underscores, blanks and other scripts' digits."""
-    return text.isascii() and text.isdigit() and (digits is None or len(text) == digits)
+    return text.isascii() and text.isdigit()
 
 
 def _header_value(raw):
