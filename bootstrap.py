@@ -31,8 +31,14 @@ __version__ = "0.1.0"
 
 API_VERSION = "2018-06-01"
 MAX_XRAY_CAUSE_BYTES = 64 * 1024  # what the platform keeps of the X-Ray cause
+# The error JSON in a stream's trailers: its base64 and the type fit the 4 KiB trailer section RAPID reads.
+MAX_STREAM_ERROR_BYTES = 2048
+MAX_ERROR_TYPE_NAME = 100  # a longer class name does not go into a header
 DEFAULT_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RAPID's limit, used when a 413 does not say
 CONNECT_TIMEOUT_SECONDS = 1.0
+BODY_PIECE_BYTES = 1 << 20  # a longer body is read in pieces: an announced length reserves nothing
+MAX_LINE_BYTES = 65536
+HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 NEXT_RETRY_DELAYS = (0.05, 0.2, 0.5)  # bounded retry of /next on connection errors only
 USER_AGENT = "python-lambda-bootstrap/%s (Python %s)" % (__version__, sys.version.split()[0])
 
@@ -106,7 +112,24 @@ class RuntimeFault(Exception):
 
 
 class TransportError(Exception):
-    """A request to the Runtime API failed on the wire (refused, reset, cut short)."""
+    """A request to the Runtime API failed on the wire (refused, reset, cut short). `head`: the answer's
+    (status, headers) when only its body was lost."""
+
+    def __init__(self, message, head=None):
+        super().__init__(message)
+        self.head = head
+
+
+class BodyLost(ConnectionError):
+    """The answer's head arrived, its body did not (in full)."""
+
+    def __init__(self, exc, head):
+        super().__init__("%s: %s" % (type(exc).__name__, exc))
+        self.head = head
+
+
+class MalformedAnswer(Exception):
+    """The Runtime API answered with something that is not HTTP/1.1 the runtime can frame."""
 
 
 class RuntimeApiError(Exception):
@@ -160,9 +183,18 @@ class InvocationError:
         self.header_type = header_type
         self.chain = chain  # chained exceptions, for the log only
 
-    def json(self):
-        """The error body as awslambdaric writes it: ASCII, so even a lone surrogate gets through."""
-        return to_json(self.body, ensure_ascii=True)
+    def json(self, limit=None):
+        """The error body as awslambdaric writes it: ASCII, so even a lone surrogate gets through. With a
+        `limit`, cut to that many bytes: the stack trace first, then the message, then the type."""
+        body = self.body
+        if limit is None:
+            return to_json(body, ensure_ascii=True)
+
+        def render(stack, texts):
+            fields = {"errorMessage": texts[0], "errorType": texts[1], "stackTrace": stack}
+            return to_json({**body, **fields}, ensure_ascii=True)
+
+        return cut_to_fit(render, limit, body["stackTrace"], (body["errorMessage"], body["errorType"]))
 
     @classmethod
     def from_fault(cls, fault, request_id=""):
@@ -177,12 +209,16 @@ class InvocationError:
         message = safe_str(exc)
         body = error_body(name, message, format_frames(frames), request_id)
         if header_type is None:
-            header_type = (
-                "Function.%s" % name
-                if name.isascii() and name.isalpha() and name[0].isupper()
-                else "Function.Unhandled"
-            )
+            header_type = "Function.%s" % (header_name(exc) or "Unhandled")
         return cls(body, xray_cause(name, message, frames), header_type, exception_chain(exc))
+
+
+def header_name(exc):
+    """The exception's class name as it may go into an error-type header (one short line, and RAPID's
+    (Runtime|Function).[A-Z][a-zA-Z]+): ASCII letters only, else None."""
+    name = type(exc).__name__
+    valid = name.isascii() and name.isalpha() and name[0].isupper() and len(name) <= MAX_ERROR_TYPE_NAME
+    return name if valid else None
 
 
 def exception_chain(exc):
@@ -211,19 +247,36 @@ def working_directory():
 def xray_cause(error_type, message, frames):
     """The X-Ray error cause, cut to what the platform keeps rather than dropped."""
     stack = [{"label": f.name, "path": f.filename, "line": f.lineno} for f in frames]
-    while True:
+
+    def render(stack, texts):
         cause = {
             "working_directory": working_directory(),
-            "exceptions": [{"message": message, "type": error_type, "stack": stack}],
+            "exceptions": [{"message": texts[0], "type": texts[1], "stack": stack}],
             "paths": sorted({entry["path"] for entry in stack}),
         }
-        encoded = json.dumps(cause, ensure_ascii=True)
-        if len(encoded) <= MAX_XRAY_CAUSE_BYTES:
+        return json.dumps(cause, ensure_ascii=True)
+
+    return cut_to_fit(render, MAX_XRAY_CAUSE_BYTES, stack, (message, error_type))
+
+
+def cut_to_fit(render, limit, stack, texts):
+    """`render(stack, texts)` (ASCII) cut to at most `limit` bytes: the stack halved down to its first entry,
+    then each text in turn shortened, then the last entry dropped. Each step shrinks it, so it ends."""
+    texts = list(texts)
+    while True:
+        encoded = render(stack, texts)
+        excess = len(encoded) - limit
+        if excess <= 0:
             return encoded
         if len(stack) > 1:
             stack = stack[: len(stack) // 2]
+        elif any(texts):
+            i = next(i for i, text in enumerate(texts) if text)
+            texts[i] = texts[i][: max(0, len(texts[i]) - excess)]  # each character is at least one byte
+        elif stack:
+            stack = []
         else:
-            message = message[: len(message) // 2]
+            return encoded  # nothing left to cut
 
 
 # ---------------------------------------------------------------------------
@@ -236,13 +289,14 @@ class Invocation:
 
     __slots__ = (
         "request_id", "body", "content_type", "deadline_ms", "function_arn", "trace_id",
-        "client_context", "cognito_identity", "tenant_id", "invocation_id",
+        "client_context", "cognito_identity", "tenant_id", "invocation_id", "read_error",
     )  # fmt: skip
 
-    def __init__(self, headers, body):
-        """`headers`: lower-case names."""
+    def __init__(self, headers, body, read_error=None):
+        """`headers`: lower-case names. `read_error`: why the body could not be read, if it could not."""
         self.request_id = headers.get("lambda-runtime-aws-request-id")
         self.body = body
+        self.read_error = read_error
         self.content_type = headers.get("content-type") or "application/json"
         try:
             self.deadline_ms = int(headers.get("lambda-runtime-deadline-ms") or 0)
@@ -279,16 +333,22 @@ class KeepAliveConnection:
         self.sock = self._reader = None
 
     def request(self, method, path, body=None, headers=()):
-        """(status, headers with lower-case names, body). Any failure on the wire: TransportError."""
+        """(status, headers with lower-case names, body). Any failure on the wire: TransportError; an answer
+        that cannot be framed: RuntimeApiError (the API is local and trusted: waiting for more could hang)."""
         try:
             self.send_head(method, path, headers, body)
             return self.read_response()
+        except MalformedAnswer as exc:
+            self.close()
+            raise RuntimeApiError(
+                "%s %s: the Runtime API's answer cannot be read: %s" % (method, path, exc)
+            ) from exc
         except Exception as exc:
             raise self.broken(exc) from exc
 
     def broken(self, exc):
         self.close()
-        return TransportError("%s: %s" % (type(exc).__name__, exc))
+        return TransportError("%s: %s" % (type(exc).__name__, exc), getattr(exc, "head", None))
 
     def send_head(self, method, path, headers, body=None):
         if self.sock is None:
@@ -302,7 +362,7 @@ class KeepAliveConnection:
             self.sock, self._reader = sock, sock.makefile("rb")
         head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.address)
         head += "User-Agent: %s\r\n" % USER_AGENT
-        head += "".join("%s: %s\r\n" % pair for pair in headers)
+        head += frame_headers(headers)
         if body is not None:
             head += "Content-Length: %d\r\n" % len(body)
         head = (head + "\r\n").encode("utf-8")
@@ -316,50 +376,116 @@ class KeepAliveConnection:
     def send(self, data):
         self.sock.sendall(data)
 
+    def send_chunk(self, chunk):
+        """One chunk of a chunked body; a large one goes out as it is, not copied into its frame."""
+        if len(chunk) <= 65536:
+            self.sock.sendall(b"%X\r\n%s\r\n" % (len(chunk), chunk))
+        else:
+            self.sock.sendall(b"%X\r\n" % len(chunk))
+            self.sock.sendall(chunk)
+            self.sock.sendall(b"\r\n")
+
     def read_response(self):
-        reader = self._reader
         status = 100
         while 100 <= status < 200:  # skip interim responses
-            line = reader.readline(65537)
-            if not line:
-                raise ConnectionError("the Runtime API closed the connection")
-            status = int(line.split(None, 2)[1])
-            headers = {}
-            while True:
-                line = reader.readline(65537)
-                if line in (b"\r\n", b"\n"):
-                    break
-                if not line:
-                    raise ConnectionError("the connection closed inside the response headers")
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower().decode("latin-1")] = _header_value(value.strip())
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = self._read_chunked()
-        elif "content-length" in headers:
-            length = int(headers["content-length"])
-            body = reader.read(length)
-            if len(body) != length:
-                raise ConnectionError("the response was cut short: %d of %d bytes" % (len(body), length))
-        elif status in (204, 304):
-            body = b""
-        else:  # no length: the body runs to the end of the connection
-            body = reader.read()
-            headers["connection"] = "close"
+            status, headers = self._read_head()
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = headers.get("content-length")
+        if not chunked and length is None and status not in (204, 304):
+            raise MalformedAnswer("a %d answer with neither Content-Length nor chunked encoding" % status)
+        try:
+            body = self._read_chunked() if chunked else self._read_exactly(int(length or 0))
+        except Exception as exc:
+            raise BodyLost(exc, (status, headers)) from exc
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers, body
 
+    def _read_head(self):
+        readline = self._reader.readline
+        line = readline(MAX_LINE_BYTES + 1)
+        if not line:
+            raise ConnectionError("the Runtime API closed the connection")
+        parts = line.split(None, 2)
+        if (
+            len(parts) < 2
+            or not parts[0].startswith(b"HTTP/1.")
+            or len(parts[1]) != 3
+            or not parts[1].isdigit()
+        ):
+            raise MalformedAnswer("status line %r" % line[:100])
+        headers = {}
+        while True:
+            line = readline(MAX_LINE_BYTES + 1)
+            if line in (b"\r\n", b"\n"):
+                return int(parts[1]), headers
+            if line[-1:] != b"\n":
+                if len(line) > MAX_LINE_BYTES:
+                    raise MalformedAnswer("a header line over %d bytes" % MAX_LINE_BYTES)
+                raise ConnectionError("the connection closed inside the response headers")
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name.strip() != name:
+                raise MalformedAnswer(
+                    "a header line that is folded or has no colon after a name: %r" % line[:100]
+                )
+            name = name.lower().decode("latin-1")
+            value = _header_value(value.strip())
+            if name == "content-length" and (name in headers or not _is_decimal(value)):
+                raise MalformedAnswer("a duplicate or non-decimal Content-Length %r" % value)
+            headers[name] = value
+
+    def _read_line(self):
+        """A line of a chunked body."""
+        line = self._reader.readline(MAX_LINE_BYTES + 1)
+        if len(line) > MAX_LINE_BYTES:
+            raise ValueError("a line over %d bytes" % MAX_LINE_BYTES)
+        return line
+
+    def _read_exactly(self, size):
+        if size <= BODY_PIECE_BYTES:
+            data = self._reader.read(size)
+        else:
+            pieces, left = [], size
+            while left:
+                piece = self._reader.read(min(left, BODY_PIECE_BYTES))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+            data = b"".join(pieces)
+        if len(data) != size:
+            raise ConnectionError("the body was cut short: %d of %d bytes" % (len(data), size))
+        return data
+
     def _read_chunked(self):
         parts = []
         while True:
-            size = int(self._reader.readline(65537).split(b";", 1)[0], 16)
+            size = self._read_line().split(b";", 1)[0].strip()
+            if not size or not set(size) <= HEX_DIGITS:
+                raise ValueError("a chunk size line %r" % size[:100])
+            size = int(size, 16)
             if size == 0:
                 break
-            parts.append(self._reader.read(size))
-            self._reader.readline(65537)
-        while self._reader.readline(65537) not in (b"\r\n", b"\n", b""):  # trailers
+            parts.append(self._read_exactly(size))
+            if self._read_line() not in (b"\r\n", b"\n"):
+                raise ValueError("a chunk not followed by CRLF")
+        while self._read_line() not in (b"\r\n", b"\n", b""):  # trailers
             pass
         return b"".join(parts)
+
+
+def frame_headers(headers):
+    """Header (or trailer) lines. A value with CR, LF, another control character or non-ASCII would forge
+    or break the head: refused, whatever it was built from."""
+    for name, value in headers:
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError("the %s header cannot be sent: %r" % (name, value[:100]))
+    return "".join("%s: %s\r\n" % pair for pair in headers)
+
+
+def _is_decimal(text):
+    """Digits 0-9 only: int() also takes signs, underscores, blanks and other scripts' digits."""
+    return text.isascii() and text.isdigit()
 
 
 def _header_value(raw):
@@ -379,19 +505,24 @@ class RuntimeApiClient:
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
+        lost = None
         for delay in (*NEXT_RETRY_DELAYS, None):
             try:
                 status, headers, body = self._conn.request("GET", path)
                 break
-            except TransportError as exc:  # nothing was taken: asking again cannot take an event twice
-                if delay is None:
+            except TransportError as exc:
+                # An event whose head arrived was handed out: it gets an answer, the error invoke() raises.
+                if exc.head is not None:
+                    (status, headers), body, lost = exc.head, b"", exc
+                    break
+                if delay is None:  # nothing was taken: asking again cannot take an event twice
                     raise RuntimeApiError(
                         "cannot reach the Runtime API at %s: %s" % (self._conn.address, exc)
                     ) from exc
                 time.sleep(delay)
         if status != 200:
             raise RuntimeApiError.answered("GET", path, status, body)
-        invocation = Invocation(headers, body)
+        invocation = Invocation(headers, body, lost)
         if invocation.request_id is None:
             raise RuntimeApiError(
                 "/next sent an event without Lambda-Runtime-Aws-Request-Id: it cannot be answered"
@@ -430,16 +561,20 @@ class RuntimeApiClient:
         ]
         self._add_invocation_id(headers, invocation)
         conn = self._conn
+        sent = False
         try:
             conn.send_head("POST", path, headers)
             for chunk in stream:
                 if chunk:  # an empty chunk would end the body
-                    conn.send(b"%X\r\n%s\r\n" % (len(chunk), chunk))
-            trailers = "".join("%s: %s\r\n" % pair for pair in stream.trailers())
-            conn.send(b"0\r\n" + trailers.encode("utf-8") + b"\r\n")
+                    conn.send_chunk(chunk)
+            conn.send(b"0\r\n" + frame_headers(stream.trailers()).encode("ascii") + b"\r\n")
+            sent = True
             status, _, answer = conn.read_response()
         except Exception as exc:
-            raise RuntimeApiError("POST %s failed: %s" % (path, conn.broken(exc))) from exc
+            failure = conn.broken(exc)
+            if sent:  # the whole response went out; nothing may be posted again for it: (None, why)
+                return None, str(failure)
+            raise RuntimeApiError("POST %s failed: %s" % (path, failure)) from exc
         conn.close()  # the platform asks for a new connection after a streamed response
         return status, answer
 
@@ -482,6 +617,12 @@ class ExtensionsApiClient:
             raise RuntimeApiError.answered("POST", self.base + "/register", status, answer)
         self.identifier = headers.get("lambda-extension-identifier")
         return json.loads(answer or b"{}")
+
+    def ask_next_event(self):
+        """Send /event/next and leave its answer unread: for an extension subscribed to no event."""
+        self._conn.send_head(
+            "GET", self.base + "/event/next", [("Lambda-Extension-Identifier", self.identifier)]
+        )
 
     def next_event(self):
         """Block until the next event: {"eventType": "INVOKE" | "SHUTDOWN", ...}."""
@@ -767,7 +908,7 @@ def _decimal_encoder(ensure_ascii):
 
 _request_id = contextvars.ContextVar("aws_request_id")
 _tenant_id = contextvars.ContextVar("tenant_id")
-# Threads started by a handler begin with an empty context: they fall back to the current invocation.
+# Pool threads run in an empty context: they fall back to the current invocation.
 _current = {"request_id": "", "tenant_id": None}
 
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
@@ -1009,17 +1150,21 @@ class LambdaLogHandler(logging.Handler):
             self.handleError(record)
 
 
+# Their worker threads start once and then serve one invocation after another.
+POOL_THREAD_MODULES = ("concurrent.futures.thread", "multiprocessing.pool")
+
+
 def inherit_invocation_context():
     """Threads a handler starts keep the request id of the invocation that started them, even when they
-    log after it ended (what Python 3.14's thread_inherit_context does)."""
+    log after it ended. A pool's worker threads run in an empty context instead, so they log the invocation
+    running at the time (a context copied when they started would name the first one for ever)."""
     import threading
 
-    if getattr(sys.flags, "thread_inherit_context", 0):
-        return
     start = threading.Thread.start
 
     def start_in_context(thread):
-        run, context = thread.run, contextvars.copy_context()
+        pooled = getattr(getattr(thread, "_target", None), "__module__", None) in POOL_THREAD_MODULES
+        run, context = thread.run, contextvars.Context() if pooled else contextvars.copy_context()
         thread.run = lambda: context.run(run)
         return start(thread)
 
@@ -1090,13 +1235,19 @@ def init(config, client):
         handler = load_handler(config.handler)
     except Exception as exc:
         # awslambdaric names an import-time exception by its bare class, in the body and the header alike.
-        error = invocation_error(exc, "", header_type=type(exc).__name__)
+        error = invocation_error(exc, "", header_type=header_name(exc) or "Function.Unhandled")
         logging.warning(UNHANDLED_WARNING)
         LOG_SINK.write_error(error)
         client.post_init_error(error)
         sys.exit(1)
-    if config.graceful_shutdown or _shutdown_hooks:
+    if config.max_concurrency is None and (config.graceful_shutdown or _shutdown_hooks):
         start_shutdown_extension(config.api_address)
+    elif _shutdown_hooks and not config.graceful_shutdown:
+        LOG_SINK.write_runtime_message(
+            "shutdown hooks run with Managed Instances only when LAMBDA_GRACEFUL_SHUTDOWN=1: the runtime "
+            "registers for SIGTERM before its workers import the handler",
+            logging.WARNING,
+        )
     return handler
 
 
@@ -1113,6 +1264,10 @@ def begin_invocation(invocation):
 
 def invoke(handler, invocation):
     """Run the handler on one event: the encoded response, or a stream that produces it."""
+    if invocation.read_error is not None:
+        raise RuntimeFault(
+            "Runtime.LambdaRuntimeClientError", "the event body could not be read: %s" % invocation.read_error
+        )
     client_context = parse_json_header(invocation.client_context, "Client Context")
     cognito_identity = parse_json_header(invocation.cognito_identity, "Cognito Identity")
     context = LambdaContext(invocation, client_context, cognito_identity)
@@ -1135,7 +1290,11 @@ def answer(client, invocation, result):
         body, content_type = result
         status, reply = client.post_response(invocation, body, content_type)
         size = len(body)
-    if status == 413 and size is not None:
+    if status is None:
+        LOG_SINK.write_runtime_message(
+            "the streamed response for %s was sent; its answer was lost (%s)" % (invocation.request_id, reply)
+        )
+    elif status == 413 and size is not None:
         LOG_SINK.write_runtime_message("response of %d bytes refused (413): %s" % (size, safe_text(reply)))
         message = "Response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)." % (
             size,
@@ -1145,6 +1304,8 @@ def answer(client, invocation, result):
         answer_error(client, invocation, InvocationError.from_fault(fault, invocation.request_id))
     elif status >= 300:
         report_refused("response", invocation, status, reply)
+    if isinstance(result, OutgoingStream) and result.exit is not None:
+        raise result.exit  # the stream has ended properly; now the process ends as the handler asked
 
 
 def answer_error(client, invocation, error):
@@ -1208,6 +1369,8 @@ class StreamingResponse:
     """Return this, or any generator or async generator of bytes or str, to stream the response."""
 
     def __init__(self, chunks, content_type="application/octet-stream"):
+        if not (content_type.isascii() and content_type.isprintable()):
+            raise ValueError("content_type goes into a header: printable ASCII only, not %r" % content_type)
         self.chunks = chunks
         self.content_type = content_type
 
@@ -1233,7 +1396,7 @@ class OutgoingStream:
     def __init__(self, response, request_id):
         self.content_type = response.content_type
         self.request_id = request_id
-        self.error = None
+        self.error = self.exit = None
         iterator = response.chunks
         if not isinstance(iterator, types.AsyncGeneratorType):
             iterator = iter(iterator)
@@ -1263,22 +1426,25 @@ class OutgoingStream:
 
     def __iter__(self):
         yield self._first
-        try:
-            while True:
+        while True:
+            try:
                 chunk = self._next_chunk(None)
-                if chunk is None:
-                    return
-                yield chunk
-        except Exception as exc:
-            self.error = invocation_error(exc, self.request_id)
-            LOG_SINK.write_error(self.error)
+            except BaseException as exc:  # SystemExit and the like too: the stream must still end properly
+                self.error = invocation_error(exc, self.request_id)
+                LOG_SINK.write_error(self.error)
+                if not isinstance(exc, Exception):
+                    self.exit = exc
+                return
+            if chunk is None:
+                return
+            yield chunk
 
     def trailers(self):
         if self.error is None:
             return []
         import base64
 
-        body = base64.b64encode(self.error.json().encode("ascii")).decode()
+        body = base64.b64encode(self.error.json(MAX_STREAM_ERROR_BYTES).encode("ascii")).decode()
         return [
             ("Lambda-Runtime-Function-Error-Type", self.error.header_type),
             ("Lambda-Runtime-Function-Error-Body", body),
@@ -1291,7 +1457,9 @@ class OutgoingStream:
 
 SHUTDOWN_EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
 SHUTDOWN_HOOKS_SECONDS = 0.4  # of the 500 ms Lambda gives a runtime with an internal extension
+SHUTDOWN_WORKERS_SECONDS = 0.45  # the Managed Instances parent waits this long for its workers' hooks
 _shutdown_hooks = []
+_shutdown_extension = None  # kept, so that its connection stays open
 
 
 def on_shutdown(hook):
@@ -1303,24 +1471,17 @@ def on_shutdown(hook):
 
 def start_shutdown_extension(address):
     """Lambda sends SIGTERM only when an extension is registered: register a no-op internal one before the
-    first /next, and keep it waiting on its own connection so that init can complete."""
-    import threading
-
+    first /next, and leave it waiting in /event/next on its own connection, so that init can complete. No
+    thread waits for the answer: it subscribed to nothing, and Managed Instances workers are forked after."""
+    global _shutdown_extension
     extension = ExtensionsApiClient(address)
     try:
         extension.register(SHUTDOWN_EXTENSION_NAME, [])
-    except (TransportError, RuntimeApiError) as exc:
+        extension.ask_next_event()
+    except (TransportError, RuntimeApiError, OSError) as exc:
         LOG_SINK.write_runtime_message("graceful shutdown is off: %s" % exc, logging.WARNING)
         return
-    threading.Thread(
-        target=_wait_for_events, args=(extension,), name="shutdown-extension", daemon=True
-    ).start()
-
-
-def _wait_for_events(extension):
-    with contextlib.suppress(Exception):  # it only has to be there; it subscribed to nothing
-        while True:
-            extension.next_event()
+    _shutdown_extension = extension
 
 
 def run_shutdown_hooks():
@@ -1346,7 +1507,7 @@ def run_extension(config, name, target):
     try:
         callback = load_handler(target)
     except Exception as exc:
-        error_type = exc.error_type if isinstance(exc, RuntimeFault) else type(exc).__name__
+        error_type = exc.error_type if isinstance(exc, RuntimeFault) else header_name(exc) or "Unhandled"
         extension.init_error("Extension.%s" % error_type.rpartition(".")[2], safe_str(exc))
         return 1
     while True:
@@ -1354,7 +1515,7 @@ def run_extension(config, name, target):
         try:
             callback(event)
         except Exception as exc:
-            extension.exit_error("Extension.%s" % type(exc).__name__, safe_str(exc))
+            extension.exit_error("Extension.%s" % (header_name(exc) or "Unhandled"), safe_str(exc))
             return 1
         if str(event.get("eventType", "")).upper() == "SHUTDOWN":
             return 0
@@ -1379,18 +1540,27 @@ def run_workers(config, count):
         }
     )
     workers, deaths = {}, []
+    if config.graceful_shutdown:  # once, before any worker polls: registration closes when init completes
+        start_shutdown_extension(config.api_address)
 
     def start(slot):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(worker_main(config))
-        workers[pid] = slot
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # held until the new worker is noted
+        try:
+            pid = os.fork()
+            if pid == 0:
+                os._exit(worker_main(config))
+            workers[pid] = slot
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     def stop_all(signum=None, frame=None):
+        if signum is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for pid in workers:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
-        if signum is not None:
+        if signum is not None:  # Lambda's SIGTERM: the workers' hooks run before the parent leaves
+            reap(workers, SHUTDOWN_WORKERS_SECONDS)
             on_sigterm(signum, frame)
 
     signal.signal(signal.SIGTERM, stop_all)
@@ -1414,9 +1584,24 @@ def run_workers(config, count):
         start(slot)
 
 
+def reap(workers, seconds):
+    """Wait, at most `seconds`, for the workers to exit."""
+    deadline = time.monotonic() + seconds
+    while workers and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            workers.pop(pid, None)
+        else:
+            time.sleep(0.005)
+
+
 def worker_main(config):
     """One LMI worker: its output to the platform's log socket when there is one, then the usual loop."""
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the parent around the fork
     try:
         if config.log_socket:
             import socket
@@ -1429,7 +1614,7 @@ def worker_main(config):
             LOG_SINK.write_to(own_stdout())  # its copy of fd 1 was made before the fork
         return serve(config)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
+        return exit_status(exc)
     except BaseException:
         traceback.print_exc()
         return 1
@@ -1446,8 +1631,18 @@ def worker_main(config):
 _THIS_FILE = run.__code__.co_filename
 
 
+def exit_status(exc):
+    """Python's status for an uncaught SystemExit: None is 0, an int is itself, anything else is printed and
+    is 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    sys.stderr.write("%s\n" % (exc.code,))
+    return 1
+
+
 def on_sigterm(signum, frame):
     """Lambda sends SIGTERM at shutdown: run the shutdown hooks, flush what is logged, leave cleanly."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a worker may get it from Lambda and from its parent
     if _shutdown_hooks:
         run_shutdown_hooks()
     for stream in (sys.stdout, sys.stderr):

@@ -282,6 +282,7 @@ else
     log "warning: --no-verify: the zip was not started in a Lambda-like root; a module or library that cannot load will show up only on Lambda, as an init error"
 fi
 
+trap 'rm -f "$DIST/$ZIP_NAME.tmp"' EXIT # a failed or interrupted copy leaves nothing half-written
 cp "$OUT/bootstrap.zip" "$DIST/$ZIP_NAME.tmp"
 mv "$DIST/$ZIP_NAME.tmp" "$DIST/$ZIP_NAME"
 log "wrote $DIST/$ZIP_NAME for provided.al2023 ($ARCH, $MODE build, unpacked at $PREFIX) in $((SECONDS - START)) s"

@@ -278,6 +278,15 @@ def ours() -> str:
     return "ours"
 
 
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory figure of /proc/PID/status in KiB (VmSize: reserved; VmHWM: peak resident)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
 # --- telemetry fd ------------------------------------------------------------
 
 FRAME_HEADER = struct.Struct(">IIQ")

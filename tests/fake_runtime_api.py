@@ -20,6 +20,9 @@ With ``keep_body_bytes=N`` only the first N bytes of a chunked body are kept (it
 and SHA-256 are always recorded), so a 100 MB stream costs the fake no memory.
 A ``/response`` in ``Lambda-Runtime-Function-Response-Mode: streaming`` is held to
 ``stream_limit`` (200 MiB) instead of ``payload_limit``; any other mode value is a 400.
+As RAPID's Go server, the fake refuses a trailer section (its lines and the blank line that ends it) over
+``trailer_limit`` bytes (4096: "suspiciously long trailer after chunked body"): it closes the connection
+without an answer, and records the request with ``reply_status`` 0 and ``trailer_refused`` set.
 
 The Extensions API (``/2020-01-01/extension/...``) is there too: ``register`` answers
 with a ``Lambda-Extension-Identifier`` uuid (403 RAPID-like errors for a missing name,
@@ -197,6 +200,7 @@ class Request:
     sha256: str = ""
     truncated: bool = False  # only the first keep_body_bytes of the body were kept
     complete: bool = False  # the whole body has arrived
+    trailer_refused: bool = False  # the trailers were over trailer_limit: no answer, the connection closed
 
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
@@ -296,13 +300,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         kept += piece[: keep - len(kept)]
                 self.rfile.readline(65537)  # CRLF after the chunk
                 api._chunk_arrived(req, size)
-            trailers = []
+            trailers, trailer_bytes = [], 0
             while True:
                 line = self.rfile.readline(65537)
+                trailer_bytes += len(line)
                 if not line or line in (b"\r\n", b"\n"):
                     break
                 name, _, value = line.decode("latin-1").partition(":")
                 trailers.append((name.strip(), value.strip()))
+            req.trailer_refused = trailer_bytes > api.trailer_limit
         finally:
             api._stream_ended(req)
         req.body = bytes(kept)
@@ -336,6 +342,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         api._record(req)
+        if req.trailer_refused:
+            api._set_status(req, 0)
+            self.close_connection = True
+            return
         if req.kind == "next":
             event_or_reply = api._take_next(req)
             if event_or_reply is None:  # server stopping
@@ -384,6 +394,7 @@ class FakeRuntimeAPI:
         self.concurrent = concurrent  # LMI: many /next at once, answers for any in-flight id
         self.keep_body_bytes = keep_body_bytes  # None: keep whole chunked bodies
         self.stream_limit = stream_limit
+        self.trailer_limit = 4096  # RAPID reads trailers through a 4 KiB buffer
         self._in_flight: Dict[str, float] = {}  # concurrent mode: rid -> when it was served
         self.max_in_flight = 0
         self._in_progress: List[Request] = []  # chunked bodies still arriving

@@ -10,11 +10,17 @@ Scripting:
   non-ASCII values), ``request_id=None`` leaves Lambda-Runtime-Aws-Request-Id out.
 - ``script_next(Fault)`` replaces what the next ``GET /next`` gets (in order, one fault per call):
   ``reset`` (RST, nothing sent), ``reset_mid_headers``, ``reset_after_headers``, ``truncate`` (half the
-  body, then FIN), ``stall`` (wait, then serve the next event), ``stall_body`` (head, wait, body),
-  ``status`` (an HTTP error instead of an event).
+  body, then FIN), ``huge_length`` (a Content-Length of 1 GiB, half the body, a wait, then FIN), ``stall``
+  (wait, then serve the next event), ``stall_body`` (head, wait, body), ``status`` (an HTTP error instead
+  of an event), ``raw`` (``body`` sent as the whole answer, a wait, then FIN; no event is taken).
+  Faults that serve the event in full another way: ``interim`` (1xx answers first), ``close``
+  (``Connection: close``, then FIN), ``chunked`` (the body in chunks, with an extension and a trailer).
 - ``script_post(kind, Fault)`` answers the next ``/response`` or ``/error`` post: ``status``, or
   ``reset`` / ``truncate`` on the reply.
 - ``refuse_until(seconds)``: the port is bound but not listening until then (connection refused).
+
+An event whose body was cut after its head ("partial") counts as handed out, as RAPID sees it: it must be
+answered, with an error.
 
 Without a script the fake behaves like RAPID: 202 for the first answer to the current event, 403 for a
 second one, 400 for an unknown request id, 413 for a /response over ``payload_limit``, and, when
@@ -42,6 +48,10 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple, Union
 import frozen
 
 PREFIX = b"/2018-06-01/runtime"
+NEXT_FAULTS_WITH_EVENT = (
+    "reset_after_headers", "truncate", "huge_length", "stall", "stall_body", "interim", "close", "chunked",
+)  # fmt: skip
+INTERIM_ANSWERS = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Progress: yes\r\n\r\n"
 NEXT_PATH = PREFIX + b"/invocation/next"
 INVOCATION_PREFIX = PREFIX + b"/invocation/"
 INIT_ERROR_PATH = PREFIX + b"/init/error"
@@ -279,8 +289,9 @@ class FaultyRuntimeAPI:
         """Problems with the run's ledger; [] when every event was answered exactly once.
 
         An answer is one /response or /error; the only second post allowed for an event is the /error
-        that follows a /response refused with 413. An event delivered in full but never answered is a
-        problem unless ``exited`` (the runtime exited by design) and it is the last event delivered.
+        that follows a /response refused with 413. An event handed out (in full, or its head and part of
+        its body) but never answered is a problem unless ``exited`` (the runtime exited by design) and it is
+        the last event delivered; a partial one can only be answered with an /error.
         """
         problems = []
         with self._cond:
@@ -289,16 +300,18 @@ class FaultyRuntimeAPI:
         last = order[-1] if order else None
         for key, entry in entries.items():
             kinds = [(a.kind, a.status) for a in entry.answers]
-            if entry.answers and entry.delivered != "full":
-                problems.append("%s: answered %s but delivered %r" % (key, kinds, entry.delivered or "never"))
+            if entry.answers and not entry.delivered:
+                problems.append("%s: answered %s but never delivered" % (key, kinds))
+            if entry.delivered == "partial" and any(kind != "error" for kind, _ in kinds):
+                problems.append("%s: half-received, yet answered %s" % (key, kinds))
             if len(entry.accepted) > 1:
                 problems.append("%s: accepted twice: %s" % (key, kinds))
             if len(entry.answers) > 2 or (
                 len(entry.answers) == 2 and not (kinds[0] == ("response", 413) and kinds[1][0] == "error")
             ):
                 problems.append("%s: answered more than once: %s" % (key, kinds))
-            if entry.delivered == "full" and not entry.answers and not (exited and key == last):
-                problems.append("%s: delivered but never answered" % key)
+            if entry.delivered and not entry.answers and not (exited and key == last):
+                problems.append("%s: delivered (%s) but never answered" % (key, entry.delivered))
         return problems
 
     def describe(self, limit: int = 20) -> str:
@@ -398,7 +411,8 @@ class FaultyRuntimeAPI:
         return method, path, headers, body, trailers
 
     @staticmethod
-    def _head(status: int, headers: Sequence[Tuple[str, HeaderValue]], length: int) -> bytes:
+    def _head(status: int, headers: Sequence[Tuple[str, HeaderValue]], length: Optional[int]) -> bytes:
+        """The answer's head; ``length`` None: no Content-Length (the headers say how the body ends)."""
         out = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status").encode())
         for name, value in headers:
             out += (
@@ -407,6 +421,8 @@ class FaultyRuntimeAPI:
                 + (value if isinstance(value, bytes) else value.encode("utf-8"))
                 + b"\r\n"
             )
+        if length is None:
+            return out + b"\r\n"
         return out + b"Content-Length: %d\r\n\r\n" % length
 
     @staticmethod
@@ -447,7 +463,7 @@ class FaultyRuntimeAPI:
                     if self._next_faults:
                         fault = self._next_faults.popleft()
                         event = None
-                        if fault.kind in ("reset_after_headers", "truncate", "stall", "stall_body"):
+                        if fault.kind in NEXT_FAULTS_WITH_EVENT:
                             if not self._events:  # these need an event: wait for one
                                 self._next_faults.appendleft(fault)
                                 self._cond.wait(0.05)
@@ -472,6 +488,12 @@ class FaultyRuntimeAPI:
         if fault.kind == "reset":
             self._reset(conn, reader)
             return False
+        if fault.kind == "raw":
+            conn.sendall(fault.body or b"")
+            self._sleep(fault.seconds)
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            return False
         if fault.kind == "reset_mid_headers":
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: partial-head\r\nLambda-Runtime-Dea"
@@ -481,6 +503,26 @@ class FaultyRuntimeAPI:
             return False
         assert event is not None
         head = self._head(200, event.headers, len(event.body))
+        if fault.kind == "interim":
+            conn.sendall(INTERIM_ANSWERS)
+            return self._send_event(conn, event, "full")
+        if fault.kind == "close":
+            self._mark(event, "full")
+            conn.sendall(
+                self._head(200, [*event.headers, ("Connection", "close")], len(event.body)) + event.body
+            )
+            time.sleep(0.05)
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            return False
+        if fault.kind == "chunked":
+            self._mark(event, "full")
+            head = self._head(200, [*event.headers, ("Transfer-Encoding", "chunked")], None)
+            third = max(1, len(event.body) // 3)
+            pieces = [event.body[i : i + third] for i in range(0, len(event.body), third)]
+            chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in pieces)
+            conn.sendall(head + chunks + b"0\r\nX-Checksum: none\r\n\r\n")
+            return True
         if fault.kind == "stall_body":
             conn.sendall(head)
             self._sleep(fault.seconds)
@@ -493,9 +535,11 @@ class FaultyRuntimeAPI:
             time.sleep(0.05)
             self._reset(conn, reader)
             return False
-        if fault.kind == "truncate":
+        if fault.kind in ("truncate", "huge_length"):
+            if fault.kind == "huge_length":
+                head = self._head(200, event.headers, 1 << 30)
             conn.sendall(head + event.body[: len(event.body) // 2])
-            time.sleep(0.05)
+            self._sleep(fault.seconds or 0.05)
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_WR)  # FIN: the body ends early
             return False
@@ -510,8 +554,7 @@ class FaultyRuntimeAPI:
         with self._cond:
             event.entry.delivered = how
             self.delivery_order.append(event.entry.key)
-            if how == "full":
-                self._current = event.entry.request_id
+            self._current = event.entry.request_id
             self._cond.notify_all()
 
     def _send_event(self, conn, event: _Event, how: str) -> bool:
@@ -577,6 +620,21 @@ HOSTILE_DIR = TESTS_DIR / "hostile_handlers"
 def call(fn, event=None):
     """The event for a `dispatch` handler: run `fn` with `event`."""
     return {"fn": fn, "event": event or {}}
+
+
+def assert_ledger(api, rt, exited=False):
+    problems = api.check_ledger(exited=exited)
+    assert problems == [], "%s\n%s\n%s" % (problems, api.describe(), rt.diag())
+
+
+def serve_ok(api, rt, payload="after"):
+    """One more event must be answered normally: the runtime lives on."""
+    key = api.push_event(call("echo", {"v": payload}))
+    answer = api.wait_answer(key, 15, alive=rt.alive)
+    assert (answer.kind, answer.status, json.loads(answer.body)) == ("response", 202, {"v": payload}), (
+        rt.diag()
+    )
+    return key
 
 
 class Launcher:

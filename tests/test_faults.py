@@ -3,8 +3,9 @@
 answered twice, none delivered and left unanswered unless the runtime exited by design.
 
 The decisions tested (bootstrap.py, README "Differences", contract "Our decisions" #2):
-- a failure while connecting to or reading /next (refused, reset, truncated) is retried after 0.05, 0.2 and
-  0.5 s; a fourth failure: exit 2 with "cannot reach the Runtime API";
+- a failure while connecting to or reading /next (refused, reset) is retried after 0.05, 0.2 and 0.5 s; a
+  fourth failure: exit 2 with "cannot reach the Runtime API"; an event whose body is lost after its head
+  (reset, truncated) is answered with Runtime.LambdaRuntimeClientError, then the loop goes on;
 - any non-200 on /next, 500 on a post, a post whose reply is lost: exit 2 with the status or failure;
 - 400/403/410 on a post: logged, the loop goes on; 413 on /response: an /error naming size and limit;
 - an event without Lambda-Runtime-Aws-Request-Id: exit 2; a non-numeric deadline: deadline 0;
@@ -19,24 +20,9 @@ import json
 import time
 
 import pytest
-from faulty_runtime_api import Fault, FaultyRuntimeAPI, call
+from faulty_runtime_api import Fault, FaultyRuntimeAPI, assert_ledger, call, serve_ok
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
-
-
-def assert_ledger(api, rt, exited=False):
-    problems = api.check_ledger(exited=exited)
-    assert problems == [], "%s\n%s\n%s" % (problems, api.describe(), rt.diag())
-
-
-def serve_ok(api, rt, payload="after"):
-    """One more event must be answered normally: the runtime lives on."""
-    key = api.push_event(call("echo", {"v": payload}))
-    answer = api.wait_answer(key, 15, alive=rt.alive)
-    assert (answer.kind, answer.status, json.loads(answer.body)) == ("response", 202, {"v": payload}), (
-        rt.diag()
-    )
-    return key
 
 
 # -- connecting -------------------------------------------------------------
@@ -78,8 +64,9 @@ def test_unreachable_exits_2_with_message(launch, flavor):
 
 @pytest.mark.parametrize("kind", ["reset", "reset_mid_headers", "reset_after_headers", "truncate"])
 def test_next_broken_then_retried(api, launch, kind):
-    """A /next whose response breaks is asked again; an event cut short is never answered (it was not
-    received), and the next one is."""
+    """A /next whose response breaks before its head is complete is asked again (no event was handed out).
+    An event whose head arrived and whose body was lost has a known request id: it is answered with an error
+    on a new connection, then the next event is served."""
     lost = api.push_event(call("echo", {"v": "lost"}))
     api.script_next(Fault(kind))
     rt = launch("hostile.dispatch", api.address)
@@ -89,7 +76,16 @@ def test_next_broken_then_retried(api, launch, kind):
     else:
         serve_ok(api, rt)
         assert api.entry(lost).delivered == "partial"
-        assert api.answers(lost) == []
+        (answer,) = api.answers(lost)
+        body = json.loads(answer.body)
+        assert (answer.kind, answer.status, body["errorType"]) == (
+            "error",
+            202,
+            "Runtime.LambdaRuntimeClientError",
+        ), rt.diag()
+        assert body["errorMessage"].startswith("the event body could not be read: "), body
+        assert answer.headers["lambda-runtime-function-error-type"] == "Runtime.LambdaRuntimeClientError"
+        assert "the event body could not be read" in rt.stdout, rt.diag()
     assert api.next_calls >= 2
     assert rt.alive()
     assert_ledger(api, rt)
@@ -338,7 +334,7 @@ def test_gauntlet_one_process(api, launch):
     api.wait_idle(10, alive=rt.alive)
     assert rt.alive()
     assert_ledger(api, rt)
-    # every event fully delivered was answered; the lost ones were not
+    # every event handed out was answered; the two whose body was lost, with an error
     partial = [e for e in api.ledger.values() if e.delivered == "partial"]
-    assert len(partial) == 2 and all(not e.answers for e in partial)
+    assert len(partial) == 2 and all([a.kind for a in e.answers] == ["error"] for e in partial)
     assert api.entry(last).answers[0].status == 202

@@ -104,10 +104,21 @@ def test_non_ascii_exception_class_header(api, launch):
     assert RAPID_ERROR_TYPE.fullmatch(header), header
 
 
+def test_huge_exception_class_name(api, launch):
+    """A 70,000-character class name: the X-Ray cause is still cut to 64 KiB (the type too, once the message is
+    empty) instead of looping for ever, and the header falls back to Function.Unhandled."""
+    rt = launch("hostile.dispatch", api.address)
+    _, answer = invoke(api, rt, "huge_class_name", timeout=10)
+    body, header = error_of(answer)
+    assert body["errorType"] == "E" * 70_000 and body["errorMessage"] == "a huge class name"
+    assert header == "Function.Unhandled"
+    assert_lives_on(api, rt)
+
+
 def test_lone_surrogate_in_exception_message(api, launch):
-    """A message with a lone surrogate (from a JSON event's "\\ud800") must still give a JSON error body
-    (escaped, as responses are); today post_error's .encode() raises, the event is never answered and the
-    process exits 1."""
+    """A message with a lone surrogate (from a JSON event's "\\ud800") still gives a JSON error body, the
+    surrogate escaped as in responses, and the process lives on. (A UTF-8 encoding of the body would raise,
+    leave the event unanswered and end the process.)"""
     rt = launch("hostile.dispatch", api.address)
     _, answer = invoke(api, rt, "raise_message", {"message": "\ud800 lone"})
     body, _ = error_of(answer)
@@ -342,6 +353,29 @@ def test_thread_logs_after_handler_returned(api, launch, flavor):
     assert re.search(r"\[WARNING\]\t\S+\t%s\tlate thread speaking\n" % first, out), out
     assert second not in out.split("late thread speaking")[0].rsplit("\n", 1)[-1]
     assert_lives_on(api, rt)
+
+
+@pytest.mark.parametrize("pool", ["executor", "threadpool", "default_executor"])
+def test_pooled_threads_log_the_current_invocation(api, launch, pool):
+    """A pool's worker thread starts once and serves every invocation after: each record it writes carries the
+    request id and tenant id of the invocation that is running, not of the one that started the thread."""
+    rt = launch("hostile.dispatch", api.address, env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    keys = []
+    for i in range(3):
+        tenant = [("Lambda-Runtime-Aws-Tenant-Id", "tenant-%d" % i)]
+        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, headers=tenant)
+        assert answer.kind == "response", answer.body
+        keys.append(key)
+    out = rt.wait_output('"pooled t2"', 10, "stdout")
+    records = {
+        r["message"]: r
+        for r in map(json.loads, out.splitlines())
+        if r.get("message", "").startswith("pooled")
+    }
+    seen = [
+        (records["pooled t%d" % i]["requestId"], records["pooled t%d" % i].get("tenantId")) for i in range(3)
+    ]
+    assert seen == [(key, "tenant-%d" % i) for i, key in enumerate(keys)], out
 
 
 def test_blocks_past_deadline(api, launch):

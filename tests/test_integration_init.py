@@ -157,6 +157,17 @@ def test_init_error_logged_before_post(fake_api, runtime, both):
     )
 
 
+def test_init_error_class_name_cannot_inject_a_header(fake_api, runtime, ours):
+    """An import-time exception class named "Bad\\r\\nX-Injected: yes": the body keeps the name, the
+    error-type header follows the invocation-error rule (ASCII letters, else Function.Unhandled)."""
+    rt = runtime("header_injection_at_import.handler", ours)
+    req, rc = _init_error(fake_api, rt)
+    assert "X-Injected" not in req.headers, req.headers
+    assert req.headers.get("Lambda-Runtime-Function-Error-Type") == "Function.Unhandled"
+    assert req.json()["errorType"] == "Bad\r\nX-Injected: yes"
+    assert rc == 1, rt.diag()
+
+
 def test_not_callable_handler_ours_init_error(fake_api, runtime, ours):
     """Ours goes further (Our decisions #5): a non-callable handler attribute is an init
     error (Runtime.HandlerNotFound style), posted before any /next, then exit 1."""

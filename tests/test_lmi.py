@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Dict, List
@@ -170,6 +171,110 @@ def test_sigterm_stops_the_workers_and_exits_zero(lmi_api, runtime):
     while any(_pid_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_pid_alive(p) for p in workers), "workers outlived their parent"
+
+
+def _group_members(pgid):
+    """Live processes of process group `pgid` (the runtime's session: the parent and its workers)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _pid_alive(int(entry)):
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+GRACEFUL = {"LAMBDA_GRACEFUL_SHUTDOWN": "1"}
+
+
+def test_graceful_shutdown_registers_once_from_the_parent_before_the_workers_poll(lmi_api, runtime):
+    n = 3
+    proc = _start(runtime, n, env=GRACEFUL, handler="shutdown_hooks.handler")
+    _wait_polling(lmi_api, proc, n)
+    registers = lmi_api.of_kind("ext_register")
+    assert [r.reply_status for r in registers] == [200], lmi_api.describe()
+    assert registers[0].seq < lmi_api.of_kind("next")[0].seq
+    assert lmi_api.extension_named("_python-bootstrap-graceful-shutdown").waiting == 1
+    time.sleep(0.2)
+    assert "graceful shutdown is off" not in proc.output, proc.diag()
+
+
+def test_sigterm_waits_for_the_workers_hooks_within_the_grace_period(lmi_api, runtime, tmp_path):
+    """Lambda SIGTERMs the runtime (the parent) and SIGKILLs the sandbox 500 ms later: the parent passes the
+    signal on and exits only once the workers' hooks (200 ms each here) have run."""
+    n = 2
+    marker = tmp_path / "marker"
+    env = dict(GRACEFUL, SHUTDOWN_MARKER=str(marker), SHUTDOWN_HOOK_MODE="slow")
+    proc = _start(runtime, n, env=env, handler="shutdown_hooks.handler")
+    _wait_polling(lmi_api, proc, n)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.run_until_exit(5) == 0, proc.diag()
+    elapsed = time.monotonic() - t0
+    ran = marker.read_text().split() if marker.exists() else []
+    assert sorted(ran) == ["one"] * n + ["two"] * n, "hooks done when the parent exited: %s" % ran
+    assert elapsed < 0.75, "the parent took %.2fs (Lambda gives 500 ms)" % elapsed
+    assert _group_members(proc.pid) == [], "workers outlived their parent"
+
+
+def test_a_sigterm_right_after_a_fork_reaches_that_worker(lmi_api, tmp_path):
+    """A SIGTERM that arrives between fork() and the parent's note of the new worker must still reach it: here
+    the parent SIGTERMs itself the moment its first fork returns."""
+    from conftest import BOOTSTRAP, HANDLERS_DIR, runtime_environment, spawn_runtime
+
+    wrapper = (
+        "import os, runpy, signal, sys\n"
+        "fork = os.fork\n"
+        "def fork_then_sigterm():\n"
+        "    pid = fork()\n"
+        "    if pid:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return pid\n"
+        "os.fork = fork_then_sigterm\n"
+        "sys.argv = [sys.argv[1]]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    settings = {
+        "AWS_LAMBDA_RUNTIME_API": lmi_api.address,
+        "LAMBDA_TASK_ROOT": str(HANDLERS_DIR),
+        "_HANDLER": "lmi.work",
+        "AWS_LAMBDA_MAX_CONCURRENCY": "2",
+    }
+    argv = [sys.executable, "-c", wrapper, str(BOOTSTRAP)]
+    env = runtime_environment(settings, None)
+    rp = spawn_runtime("ours", argv, env, tmp_path, tmp_path / "out", tmp_path / "err")
+    try:
+        assert rp.run_until_exit(5) == 0, rp.diag()
+        deadline = time.monotonic() + 2
+        while _group_members(rp.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group_members(rp.pid) == [], "a worker forked just before the SIGTERM was left running"
+    finally:
+        rp.kill()
+
+
+@pytest.mark.parametrize("arg, status", [(None, 0), (4, 4), ("bye", 1)])
+def test_sys_exit_in_a_worker_has_pythons_exit_status(lmi_api, runtime, arg, status):
+    """As in one process: sys.exit() is 0, sys.exit(4) is 4, sys.exit("bye") prints "bye" and is 1."""
+    proc = _start(runtime, 1)
+    _wait_polling(lmi_api, proc, 1)
+    lmi_api.push_event({"sys_exit": arg})
+    proc.wait_output("worker 0 exited with status %d; starting another" % status, 10)
+    if arg == "bye":
+        assert "bye\n" in proc.stderr, proc.diag()
+
+
+def test_shutdown_hooks_without_opt_in_are_reported_in_lmi(lmi_api, runtime):
+    """The parent cannot see hooks that the workers' handler module registers: without the opt-in, nothing
+    is registered, and each worker says so."""
+    proc = _start(runtime, 2, handler="shutdown_hooks.handler")
+    _wait_polling(lmi_api, proc, 2)
+    proc.wait_output("LAMBDA_GRACEFUL_SHUTDOWN=1", 5)
+    assert lmi_api.of_kind("ext_register") == []
 
 
 def test_worker_output_goes_to_the_inherited_stdout_without_a_log_socket(lmi_api, runtime):

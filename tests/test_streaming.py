@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import HANDLERS_DIR
+from conftest import HANDLERS_DIR, proc_status_kib
 
 sys.path.insert(0, str(HANDLERS_DIR))
 MIB = 1024 * 1024
@@ -116,6 +116,86 @@ def test_midstream_failure_goes_in_trailers_not_in_the_body(fake_api, runtime, o
     # failing before the first chunk: nothing was sent yet, so it is an ordinary /error
     _, c = _stream(fake_api, proc, {"after": 0})
     assert c.kind == "error" and c.headers.get("Lambda-Runtime-Function-Error-Type") == "Function.ValueError"
+
+
+def _trailer_section_bytes(a):
+    """What the trailers take on the wire: each `name: value` line, then the blank line."""
+    return sum(len(("%s: %s\r\n" % pair).encode()) for pair in a.trailers.items) + 2
+
+
+@pytest.mark.parametrize(
+    "depth, size, whole",
+    [(3, 1000, True), (200, 5000, False), (3, 100_000, False)],
+    ids=["fits", "deep-and-long", "very-long-message"],
+)
+def test_a_midstream_error_always_fits_the_trailers(fake_api, runtime, ours, depth, size, whole):
+    """RAPID reads trailers through a 4 KiB buffer and resets the connection beyond it (the fake does the
+    same). The error in the trailers is cut to fit, the stack trace first, then the message; the log keeps all
+    of it; the runtime goes on."""
+    proc = runtime("streaming.fails_midstream_at_depth", ours)
+    rid, a = _stream(fake_api, proc, {"depth": depth, "message_size": size})
+    assert not a.trailer_refused and a.reply_status == 202, (_trailer_section_bytes(a), proc.diag())
+    assert _trailer_section_bytes(a) <= 4096
+    assert a.trailers.get("Lambda-Runtime-Function-Error-Type") == "Function.ValueError"
+    error = json.loads(base64.b64decode(a.trailers["Lambda-Runtime-Function-Error-Body"], validate=True))
+    assert (error["errorType"], error["requestId"]) == ("ValueError", rid)
+    full = ("m0123456789" * (size // 11 + 1))[:size]
+    if whole:
+        assert error["errorMessage"] == full
+        assert len(error["stackTrace"]) >= depth
+    else:
+        assert full.startswith(error["errorMessage"]) and len(error["errorMessage"]) < size
+        assert len(error["stackTrace"]) <= 1, "the stack trace is cut before the message"
+    proc.wait_output(full, 5)  # the log has the whole message
+    _, b = _stream(fake_api, proc, {"depth": 1, "message_size": 5})  # the runtime lives on
+    assert b.reply_status == 202 and b.body == b"c0"
+
+
+def test_a_failure_after_the_last_chunk_does_not_end_the_process(fake_api, runtime, ours):
+    """The whole stream was written; then the API refuses the trailers and closes the connection without an
+    answer. Nothing can be posted again for that event: log it, reconnect, take the next event."""
+    fake_api.trailer_limit = 10  # refuses any error trailers
+    proc = runtime("streaming.fails_midstream", ours)
+    rid, a = _stream(fake_api, proc, {"after": 1})
+    assert a.trailer_refused and a.body == b"c0"
+    proc.wait_output("the streamed response for %s was sent" % rid, 5)
+    _, b = _stream(fake_api, proc, {"after": 0})  # an ordinary error, on a new connection
+    assert b.kind == "error" and b.conn != a.conn, fake_api.describe()
+    assert proc.alive() and len(fake_api.answers_for(rid)) == 1
+
+
+@pytest.mark.parametrize(
+    "how, code, error_type",
+    [
+        ("exit", 3, "SystemExit"),
+        ("interrupt", None, "KeyboardInterrupt"),
+        ("generator_exit", None, "GeneratorExit"),
+    ],
+)
+def test_leaving_inside_a_streamed_body_ends_the_stream_then_the_process(
+    fake_api, runtime, ours, how, code, error_type
+):
+    """SystemExit, KeyboardInterrupt or GeneratorExit after the first chunk: the stream still ends properly (last
+    chunk, error trailers with header type Runtime.ExitError, as for a handler that exits), then the process
+    ends as asked."""
+    proc = runtime("streaming.exits_midstream", ours)
+    rid, a = _stream(fake_api, proc, {"how": how, "code": code})
+    assert a.complete and a.body == b"c0", proc.diag()
+    assert a.trailers.get("Lambda-Runtime-Function-Error-Type") == "Runtime.ExitError"
+    error = json.loads(base64.b64decode(a.trailers["Lambda-Runtime-Function-Error-Body"]))
+    assert (error["errorType"], error["requestId"]) == (error_type, rid)
+    rc = proc.run_until_exit(10)
+    assert rc == code if code is not None else rc != 0, proc.diag()
+    assert fake_api.answers_for(rid) == [a]
+
+
+def test_a_content_type_that_would_forge_a_header_is_an_error(fake_api, runtime, ours):
+    proc = runtime("streaming.bad_content_type", ours)
+    _, a = _stream(fake_api, proc, {})
+    assert a.kind == "error" and a.json()["errorType"] == "ValueError", fake_api.describe()
+    assert "X-Injected" not in a.headers
+    _, b = _stream(fake_api, proc, {})
+    assert b.kind == "error"
 
 
 def test_failure_before_the_first_chunk_is_an_ordinary_error(fake_api, runtime, ours):
@@ -222,14 +302,6 @@ def test_stream_over_6_mb_is_not_refused(fake_api, runtime, ours):
     assert a.reply_status == 202 and a.size == 8 * MIB, a
 
 
-def _vm_hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmHWM for %d" % pid)
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     """The runtime's peak memory after streaming 100 MiB is within 20 MiB of its peak after 1 MiB."""
@@ -239,11 +311,11 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     proc = runtime("streaming.big", ours)
     _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
     assert small.reply_status == 202 and small.size == MIB
-    after_small = _vm_hwm_kib(proc.pid)
+    after_small = proc_status_kib(proc.pid, "VmHWM")
     t0 = time.monotonic()
     _, a = _stream(fake_api, proc, {"mib": 100}, timeout=120)
     elapsed = time.monotonic() - t0
-    after_big = _vm_hwm_kib(proc.pid)
+    after_big = proc_status_kib(proc.pid, "VmHWM")
     assert a.reply_status == 202, a
     assert a.size == 100 * MIB and len(a.chunks) == 100 and a.truncated
     expected = hashlib.sha256()
@@ -252,6 +324,22 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     assert a.sha256 == expected.hexdigest()
     growth = (after_big - after_small) / 1024
     assert growth < 20, "peak memory grew by %.1f MiB streaming 100 MiB (%.1fs)" % (growth, elapsed)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_200_mib_chunk_is_sent_without_a_copy(fake_api, runtime, ours):
+    """One yielded chunk of 200 MiB: the runtime's peak memory grows by the chunk the handler made, not by a
+    second, framed copy of it (which took the peak to 436 MB)."""
+    fake_api.keep_body_bytes = 64
+    proc = runtime("streaming.one_chunk", ours)
+    _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
+    assert small.reply_status == 202 and small.size == MIB
+    before = proc_status_kib(proc.pid, "VmHWM")
+    _, a = _stream(fake_api, proc, {"mib": 200}, timeout=120)
+    assert a.reply_status == 202 and a.size == 200 * MIB and len(a.chunks) == 1, a
+    growth = (proc_status_kib(proc.pid, "VmHWM") - before) / 1024
+    print("peak memory: %.0f MiB before, grew by %.0f MiB for one 200 MiB chunk" % (before / 1024, growth))
+    assert growth < 260, "peak memory grew by %.0f MiB for one 200 MiB chunk: it was copied" % growth
 
 
 # --- under the RIE ------------------------------------------------------------------------------------------
@@ -297,6 +385,19 @@ def test_rie_midstream_failure(streaming_rie):
     status, body, _ = _rie_invoke(r, {"after": 0})  # before the first chunk: an ordinary error
     assert status == 200 and json.loads(body)["errorType"] == "ValueError", body
     assert len(r.init_reports_ms()) == 1, r.logs()
+
+
+@pytest.mark.rie
+@pytest.mark.slow
+def test_rie_takes_a_long_midstream_error_and_the_runtime_goes_on(streaming_rie):
+    """The RIE refuses a trailer section over 4 KiB ("suspiciously long trailer after chunked body") and resets
+    the connection: the runtime keeps its trailers within it, so the invoke completes and no new init follows."""
+    r = streaming_rie("streaming.fails_midstream_at_depth")
+    for _ in range(2):
+        status, body, _ = _rie_invoke(r, {"depth": 200, "message_size": 5000})
+        assert (status, body) == (200, b"c0"), (status, body[:300], r.logs())
+    logs = r.logs()
+    assert "suspiciously long trailer" not in logs and len(r.init_reports_ms()) == 1, logs
 
 
 @pytest.mark.rie

@@ -159,6 +159,43 @@ def test_xray_cause_is_cut_to_64_kib_not_dropped():
     assert parsed["exceptions"][0]["stack"]
 
 
+@pytest.mark.timeout(10)
+def test_xray_cause_returns_for_a_huge_class_name():
+    """The message is cut first, then the type: a 70,000-character class name alone is over 64 KiB."""
+    cause = bootstrap.xray_cause("E" * 70_000, "m" * 100, traceback.extract_stack())
+    assert len(cause.encode()) <= 64 * 1024
+    exception = json.loads(cause)["exceptions"][0]
+    assert exception["message"] == "" and exception["type"].startswith("EEE")
+    assert len(exception["stack"]) == 1
+
+
+@pytest.mark.timeout(10)
+def test_an_error_body_cut_to_a_limit_cuts_the_stack_then_the_message_then_the_type():
+    error = bootstrap.InvocationError(
+        bootstrap.error_body("T" * 1000, "m" * 5000, ["frame %d\n" % i for i in range(500)], "rid-1"), "", ""
+    )
+    assert error.json(10**6) == error.json()
+    for limit, kept in ((4000, "message"), (1050, "type"), (80, "nothing")):
+        text = error.json(limit)
+        body = json.loads(text)
+        assert len(text) <= limit
+        assert list(body) == ["errorMessage", "errorType", "requestId", "stackTrace"]
+        assert body["requestId"] == "rid-1" and body["stackTrace"] == (
+            ["frame 0\n"] if kept != "nothing" else []
+        )
+        assert (body["errorMessage"] != "") == (kept == "message")
+        assert (body["errorType"] != "") == (kept != "nothing")
+
+
+@pytest.mark.parametrize(
+    "value", ["a\r\nX-Injected: yes", "a\nb", "a\rb", "caf\u00e9", "nul\x00", "tab\there"]
+)
+def test_header_values_with_cr_lf_controls_or_non_ascii_are_refused_where_the_head_is_framed(value):
+    with pytest.raises(ValueError, match="X-Test header cannot be sent"):
+        bootstrap.frame_headers([("Content-Type", "text/plain"), ("X-Test", value)])
+    assert bootstrap.frame_headers([("X-Test", "plain, ASCII; ok=1")]) == "X-Test: plain, ASCII; ok=1\r\n"
+
+
 def test_exception_chain_stops_on_a_cycle():
     first, second = ValueError("a"), KeyError("b")
     first.__cause__, second.__cause__ = second, first
@@ -468,8 +505,31 @@ def test_any_json_event_round_trips(value):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.decimals(allow_nan=True, places=None), max_size=5))
 def test_decimals_are_written_as_their_exact_text(values):
-    expected = "[%s]" % ", ".join("NaN" if d.is_nan() else str(d) for d in values)
-    assert bootstrap.to_json(values) == expected
+    """Read back as Decimals, each number has the sign, digits and exponent it had (so 1.10 stays 1.10, not
+    1.1); a NaN of any kind is NaN."""
+    text = bootstrap.to_json(values)
+    parsed = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
+    assert len(parsed) == len(values)
+    for written, value in zip(parsed, values):
+        if value.is_nan():
+            assert written.is_nan() and not written.is_snan()
+        else:
+            assert written.as_tuple() == value.as_tuple(), (text, value)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ("1.10", "1.10"),
+        ("1E+2", "1E+2"),
+        ("-0", "-0"),
+        ("0.000", "0.000"),
+        ("-Infinity", "-Infinity"),
+        ("sNaN", "NaN"),
+    ],
+)
+def test_decimal_text_examples(value, text):
+    assert bootstrap.to_json([Decimal(value), 1]) == "[%s, 1]" % text
 
 
 ascii_text = st.characters(max_codepoint=126)

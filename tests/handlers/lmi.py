@@ -10,7 +10,7 @@ _served = 0  # per process: each worker counts its own events
 
 
 def work(event, context):
-    """{"sleep": s, "exit": code, "raise": msg, "say": text}; returns who served the event."""
+    """{"sleep": s, "exit": code, "sys_exit": arg, "raise": msg, "say": text}; returns who served the event."""
     global _served
     _served += 1
     if event.get("say"):
@@ -21,6 +21,8 @@ def work(event, context):
         time.sleep(event["sleep"])
     if event.get("exit") is not None:
         os._exit(event["exit"])
+    if "sys_exit" in event:
+        sys.exit(event["sys_exit"])
     if event.get("raise"):
         raise RuntimeError(event["raise"])
     return {"pid": os.getpid(), "ppid": os.getppid(), "rid": context.aws_request_id, "served": _served}

@@ -2,7 +2,7 @@
 
 Importing this module registers two hooks with `bootstrap.on_shutdown`, which opts the function in. Each hook
 appends its name to the file $SHUTDOWN_MARKER (when set) and prints a line. $SHUTDOWN_HOOK_MODE changes the
-newest hook: "raise" makes it fail, "hang" makes it sleep for a minute.
+newest hook: "raise" makes it fail, "hang" makes it sleep for a minute, "slow" makes it take 200 ms.
 """
 
 import os
@@ -22,7 +22,8 @@ def _mark(name):
 @bootstrap.on_shutdown
 def first_registered():
     _mark("one")
-    print("hook one ran")
+    # Runs last, and its bytes wait in stdout's buffer: only the flush before the exit gets them out.
+    sys.stdout.buffer.write(b"hook one ran, no newline")
 
 
 @bootstrap.on_shutdown
@@ -31,8 +32,10 @@ def second_registered():
     if mode == "hang":
         _mark("two-hanging")
         time.sleep(60)
+    if mode == "slow":
+        time.sleep(0.2)
     _mark("two")
-    sys.stdout.write("hook two ran, no newline")  # must still be flushed before exit
+    print("hook two ran")
     if mode == "raise":
         raise RuntimeError("hook two failed")
 

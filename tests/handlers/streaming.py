@@ -5,6 +5,7 @@ Events are JSON objects; the keys each handler reads are in its docstring.
 
 import asyncio
 import os
+import sys
 import time
 
 import bootstrap  # the running runtime registers itself under this name
@@ -74,6 +75,49 @@ def fails_midstream(event, context):
         raise ValueError("mid-stream failure")
 
     return body()
+
+
+def fails_midstream_at_depth(event, context):
+    """{"depth": d, "message_size": n}: yield "c0", then raise, `d` frames deep, a ValueError whose message
+    is n characters long ("m0123456789..." repeated)."""
+
+    def down(n):
+        if n == 0:
+            raise ValueError(("m0123456789" * (event["message_size"] // 11 + 1))[: event["message_size"]])
+        down(n - 1)
+
+    def body():
+        yield "c0"
+        down(event["depth"])
+
+    return body()
+
+
+def exits_midstream(event, context):
+    """{"how": "exit" | "interrupt" | "generator_exit", "code": n}: yield "c0", then leave that way."""
+
+    def body():
+        yield "c0"
+        if event["how"] == "exit":
+            sys.exit(event.get("code", 0))
+        if event["how"] == "interrupt":
+            raise KeyboardInterrupt
+        raise GeneratorExit("leaving")
+
+    return body()
+
+
+def one_chunk(event, context):
+    """{"mib": n}: a single chunk of n MiB, made by the handler."""
+
+    def body():
+        yield b"z" * (event["mib"] * MIB)
+
+    return body()
+
+
+def bad_content_type(event, context):
+    return bootstrap.StreamingResponse(iter(["x"]), content_type="text/plain\r\nX-Injected: yes")
 
 
 def fails_at_once(event, context):

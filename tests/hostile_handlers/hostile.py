@@ -5,9 +5,12 @@ the frozen bootstrap can load them too.
 serves a sequence of hostile invocations.
 """
 
+import asyncio
+import concurrent.futures
 import io
 import json
 import logging
+import multiprocessing.pool
 import os
 import sys
 import threading
@@ -108,6 +111,11 @@ def non_ascii_exception_class(event, context):
 
 
 # -- results that are hard to encode ---------------------------------------
+
+
+def huge_class_name(event, context):
+    """An exception class whose name alone is 70,000 characters."""
+    raise type("E" * 70_000, (Exception,), {})("a huge class name")
 
 
 def ret_nan(event, context):
@@ -278,6 +286,35 @@ def thread_logs_later(event, context):
 
     threading.Thread(target=later, daemon=True).start()
     return "returned"
+
+
+_pools = {}
+
+
+def pooled_logs(event, context):
+    """{"pool": "executor" | "threadpool" | "default_executor", "tag": t}: log "pooled <t>" from a worker thread
+    of a pool made at the first call and kept (a concurrent.futures.ThreadPoolExecutor, a
+    multiprocessing.pool.ThreadPool, or asyncio's default executor behind run_in_executor)."""
+    kind, tag = event["pool"], event["tag"]
+    if kind == "default_executor":
+
+        async def in_executor():
+            await asyncio.get_running_loop().run_in_executor(None, logger.warning, "pooled %s", tag)
+            return "logged"
+
+        return in_executor()
+    if kind not in _pools:
+        _pools[kind] = (
+            concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            if kind == "executor"
+            else multiprocessing.pool.ThreadPool(1)
+        )
+    pool = _pools[kind]
+    if kind == "executor":
+        pool.submit(logger.warning, "pooled %s", tag).result()
+    else:
+        pool.apply(logger.warning, ("pooled %s", tag))
+    return "logged"
 
 
 def sleeps(event, context):
