@@ -100,7 +100,7 @@ def proc_status(pid: int) -> Dict[str, int]:
 
 def sched_ms(pid: int) -> Dict[str, float]:
     """CPU time and run-queue wait (ms) of ``pid``'s live threads so far (/proc/PID/task/*/schedstat, in
-    ns). The CPU time hardly moves with the machine's load; the wait is that load."""
+    ns). The wait is the machine's load; the CPU time moves less with it than the wall time."""
     cpu = wait = 0
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):
@@ -954,8 +954,9 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         "Cold-start figures: median over every spawn; events/s: median over repetitions; "
         "p50/p99: over all events of all repetitions. Memory is VmRSS/VmHWM of the process that runs "
         "Python. CPU to first response and run-queue wait: the runtime's threads' /proc schedstat when "
-        "the first response is in (the CPU time hardly moves with this machine's load; the wait is that "
-        "load: time the runtime was ready to run but another process had its CPU).",
+        "the first response is in. The wait is the machine's load (time the runtime was ready to run while "
+        "another process had its CPU); the CPU time moves less with that load than the wall time, but "
+        "still does (shared caches and memory).",
         "",
         "## Cold start and memory (fake Runtime API)",
         "",
@@ -1266,7 +1267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument(
         "--pairs",
         type=int,
-        help="pairs of back-to-back cold spawns of bundled and plain per handler and repetition (default 6)",
+        help="pairs of back-to-back cold spawns of bundled and plain per handler and repetition (default 10)",
     )
     ap.add_argument(
         "--runtimes", default=",".join(RUNTIME_ORDER), help="comma-separated subset of: %(default)s"
@@ -1304,7 +1305,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if quick:
         args.no_build = True
     cold_extra = args.cold_extra if args.cold_extra is not None else (0 if quick else 3)
-    n_pairs = args.pairs if args.pairs is not None else (2 if quick else 6)
+    n_pairs = args.pairs if args.pairs is not None else (2 if quick else 10)
     counts = (
         {"small_warm": 50, "small": 300, "big_warm": 1, "big": 5,
          "rie_small_warm": 10, "rie_small": 50, "rie_big_warm": 1, "rie_big": 4}
@@ -1452,7 +1453,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 else "Nothing pinned (--no-pin or a single CPU): events/s can vary a lot between runs."
             ),
             "Target T2 uses spawn → first response as 'cold start'; T1 uses spawn → first /next as the "
-            "issue says. T3 to T6 are checked for every form of ours. T7 and T8 compare the bundled C "
+            "issue says. T3 to T6 are checked for every form of ours. T7 to T9 compare the bundled C "
             "library with the plain onedir, not with awslambdaric.",
             "Load average (1, 5, 15 min) at the start: "
             + ", ".join(f"{x:.2f}" for x in load_start)
