@@ -1115,8 +1115,8 @@ def write_chart(path: Path, data: Dict[str, Any]) -> None:
         "stdlib-loop": "#7f7f7f",
     }
     panels = [
-        ("cold_next_ms", "spawn → first /next (ms)"),
         ("cold_resp_ms", "spawn → first response (ms)"),
+        ("cold_cpu_ms", "CPU time to first response (ms)"),
         ("small_eps", "fake API, small event: events/s"),
         ("big_eps", "fake API, 1 MiB event: events/s"),
         ("rie_small_p50_ms", "RIE warm p50, small event (ms)"),
