@@ -1295,8 +1295,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument(
         "--rie", help="aws-lambda-rie binary (default: .cache/rie/aws-lambda-rie, fetched if missing)"
     )
-    ap.add_argument("--no-build", action="store_true", help="do not call ./build.sh for missing frozen forms")
-    ap.add_argument("--build-timeout", type=float, default=420, help="seconds allowed for each ./build.sh")
+    ap.add_argument(
+        "--no-build",
+        action="store_true",
+        help="do not freeze (scripts/freeze.sh) when .cache/bench/frozen is not current",
+    )
+    ap.add_argument("--build-timeout", type=float, default=420, help="seconds allowed for scripts/freeze.sh")
     ap.add_argument("--out", default=str(BENCH / "results"), help="output prefix (default bench/results)")
     ap.add_argument(
         "--profile",
