@@ -32,6 +32,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+sys.path.insert(1, str(REPO_ROOT / "scripts"))  # tests/frozen.py imports scripts/lambda_root.py
 
 from faulty_runtime_api import FaultyRuntimeAPI  # noqa: E402
 
