@@ -14,12 +14,12 @@ Usage: bench/run.sh [--quick] [bench.py options]
 
 Creates or updates $VENV from requirements-dev.txt and bench/requirements.txt (pinned),
 fetches the RIE (scripts/fetch_rie.sh) and boto3 for the realistic handler's task root
-(.cache/bench/), builds the frozen forms with ./build.sh into .cache/bench/ if needed, then runs
-every runtime and writes bench/results.md, bench/results.json and bench/results.png.
+(.cache/bench/), freezes ours with scripts/freeze.sh into .cache/bench/frozen/ if needed (the plain
+onedir and the same with the C library bundled), then runs every runtime and writes bench/results.md,
+bench/results.json and bench/results.png.
 A full run takes under 10 minutes on 2 cores; --quick is a smoke run of about a minute.
 
-Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (venv path),
-BENCH_ONEDIR, BENCH_ONEFILE (paths of frozen binaries to use instead of dist/).
+Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (venv path).
 
 bench.py options:
 USAGE

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "scripts")]
+sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "scripts")]  # tests/frozen.py imports lambda_root
 
 from faulty_runtime_api import FaultyRuntimeAPI  # noqa: E402
 
