@@ -1,0 +1,58 @@
+"""The scripts freeze.sh runs on a bundle besides PyInstaller: what they keep, change and refuse."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import strip_bundle
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def elf_with_debug_section(tmp_path: Path, name: str) -> Path:
+    """A copy of this Python's executable with a .debug_* section that strip removes."""
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"\0" * 65536)
+    path = tmp_path / name
+    subprocess.run(
+        ["objcopy", "--add-section", ".debug_test=%s" % payload, sys.executable, str(path)],
+        check=True,
+    )
+    return path
+
+
+def test_strip_bundle_strips_known_origins_only(tmp_path):
+    origin = tmp_path / "python-lib"
+    origin.mkdir()
+    library = elf_with_debug_section(origin, "libdemo.so.1")
+    contents = tmp_path / "bundle" / "_internal"
+    (contents / "pkg.libs").mkdir(parents=True)
+    shutil.copyfile(library, contents / "libdemo.so.1")
+    # A vendored library: the same bytes under a name no known file has.
+    vendored = contents / "pkg.libs" / "libdemo-5f3a2b1c.so.1"
+    shutil.copyfile(library, vendored)
+    # A file of a known name but other content (a wheel's own libdemo.so.1) is not the known file.
+    other = contents / "pkg" / "libdemo.so.1"
+    other.parent.mkdir()
+    other.write_bytes(library.read_bytes() + b"\0")
+
+    totals = strip_bundle.strip_bundle(tmp_path / "bundle", strip_bundle.known_origins([origin], []))
+
+    assert totals["stripped"] == 1 and totals["kept"] == 2
+    assert (contents / "libdemo.so.1").stat().st_size < library.stat().st_size - 65536
+    assert vendored.read_bytes() == library.read_bytes()
+    assert other.read_bytes() == library.read_bytes() + b"\0"
+    assert totals["saved"] == library.stat().st_size - (contents / "libdemo.so.1").stat().st_size
+
+
+def test_strip_bundle_refuses_a_folder_that_is_no_bundle(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "strip_bundle.py"), "--bundle", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "has no _internal/ folder" in proc.stderr
