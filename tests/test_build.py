@@ -569,7 +569,7 @@ def test_example_builds_natively(example_build):
     assert re.search(r"^runtimes: ", out, re.M)
     zipped = example_build.zip.stat().st_size
     assert zipped < 50 * 1024 * 1024
-    assert "limit 50 MB" in out and "limit 250 MB" in out
+    assert "(Lambda: 50.0 MiB for a direct upload)" in out and "(Lambda: 250.0 MiB, function and" in out
     print("example onedir: %.1f s, %d bytes zipped" % (example_build.seconds, zipped))
 
 
