@@ -128,7 +128,7 @@ mkdir -p "$OUT/bundle"
 cp -a "$WORK/dist/bootstrap/." "$OUT/bundle/"
 chmod 0755 "$OUT/bundle/bootstrap"
 log "froze in $((SECONDS - START)) s"
-"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" ||
+"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --deps "$WORK/deps" ||
     die "could not strip the bundle's libraries (see above)"
 "$PY" "$REPO_ROOT/scripts/bundle_libc.py" --bundle "$OUT/bundle" --prefix "$PREFIX" >&2 ||
     die "could not bundle the C library (see above)"

@@ -11,6 +11,8 @@ import orjson
 import pydantic
 import yaml
 
+GREETING = "Grüße aus Köln, schöne Straße"
+
 
 class Order(pydantic.BaseModel):
     id: int
@@ -26,7 +28,7 @@ def handler(event, context):
     except pydantic.ValidationError as exc:
         rejected = exc.errors()[0]["type"]
     packed = msgpack.packb({"n": [1, 2, 3], "s": "é"})
-    detected = charset_normalizer.from_bytes("Grüße aus Köln, schöne Straße".encode("cp1252")).best()
+    detected = charset_normalizer.from_bytes(GREETING.encode("cp1252")).best()
     return {
         "pydantic": [order.id, order.items, order.placed.isoformat(), rejected],
         "orjson": orjson.dumps(
@@ -38,6 +40,6 @@ def handler(event, context):
         "markupsafe_speedups": markupsafe._speedups.__file__.endswith(".so"),
         "msgpack": [len(packed), msgpack.unpackb(packed)],
         "msgpack_c": msgpack.Packer.__module__,
-        "charset_normalizer": str(detected.encoding) if detected else None,
+        "charset_normalizer": str(detected) if detected else None,
         "charset_normalizer_compiled": charset_normalizer.md.__file__.endswith(".so"),
     }
