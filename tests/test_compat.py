@@ -17,6 +17,7 @@ downloads nothing. Each build prints its zip size; each invoke its init duration
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -204,6 +205,28 @@ def test_build_summary_says_what_shipped(compat):
     assert sizes == sorted(sizes, reverse=True) and sizes[0] > 10
     # numpy's size counts its vendored OpenBLAS (over 20 MiB by itself), which lives outside numpy/.
     assert float(next(r.group(3) for r in rows if r.group(1) == "numpy")) > 40
+
+
+def current_pythons_here() -> List[str]:
+    """The current Python releases this machine has, on PATH or under pyenv."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for version in ("3.11", "3.12", "3.13", "3.14"):
+        candidates = [shutil.which("python" + version), *pyenv.glob(version + ".*/bin/python3")]
+        if any(
+            c and subprocess.run([str(c), "-c", "pass"], capture_output=True).returncode == 0
+            for c in candidates
+        ):
+            found.append(version)
+    return found
+
+
+def test_build_freezes_the_newest_current_python_and_says_so(compat):
+    log = compat("data").build_log
+    said = re.search(r"freezing with Python (3\.\d+)\.\d+ \(.*\): the newest current Python found", log)
+    assert said, log[:2000]
+    assert said.group(1) == current_pythons_here()[-1]
+    assert "  Python:    %s." % said.group(1) in log  # the summary's line
 
 
 def test_zip_carries_notices_and_no_readline(compat):
