@@ -57,8 +57,17 @@ def build(fn: Path, tmp_path: Path, env: Optional[Dict[str, str]] = None) -> sub
     )
 
 
-def no_zip(tmp_path: Path) -> bool:
-    return not (tmp_path / "dist" / "bootstrap.zip").exists()
+def slow_build(test):
+    """A test that runs build.sh: slow, and only where the build tools are."""
+    return pytest.mark.slow(pytest.mark.build(pytest.mark.timeout(900)(test)))
+
+
+def assert_refused(proc: subprocess.CompletedProcess, tmp_path: Path, *messages: str) -> None:
+    """The build failed, said each of messages, and wrote no zip."""
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    for message in messages:
+        assert message in proc.stderr, message
+    assert not (tmp_path / "dist" / "bootstrap.zip").exists()
 
 
 def own_extension_module() -> Path:
@@ -115,34 +124,30 @@ def test_check_function_accepts_this_pythons_code(tmp_path):
     assert check_function.findings(fn, "x86_64") == []
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_build_refuses_a_macos_extension_module(tmp_path):
     fn = function(tmp_path)
     (fn / "_speedups.cpython-313-darwin.so").write_bytes(b"\xcf\xfa\xed\xfe" + bytes(60))
-    proc = build(fn, tmp_path)
-    assert proc.returncode != 0
-    assert "_speedups.cpython-313-darwin.so: built for macOS (a Mach-O binary)" in proc.stderr
-    assert "--only-binary=:all: --platform manylinux2014_x86_64" in proc.stderr
-    assert no_zip(tmp_path)
+    assert_refused(
+        build(fn, tmp_path),
+        tmp_path,
+        "_speedups.cpython-313-darwin.so: built for macOS (a Mach-O binary)",
+        "--only-binary=:all: --platform manylinux2014_x86_64",
+    )
 
 
 # --- requirements that cannot install -----------------------------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_uninstallable_requirement(tmp_path):
     fn = function(tmp_path, "lambda-bootstrap-no-such-package-x7q==1.0\n")
-    proc = build(fn, tmp_path)
-    assert proc.returncode != 0
-    assert (
-        "ERROR: No matching distribution found for lambda-bootstrap-no-such-package-x7q==1.0" in proc.stderr
+    assert_refused(
+        build(fn, tmp_path),
+        tmp_path,
+        "ERROR: No matching distribution found for lambda-bootstrap-no-such-package-x7q==1.0",  # pip's
+        "no release of lambda-bootstrap-no-such-package-x7q==1.0 installs here",
     )
-    assert "no release of lambda-bootstrap-no-such-package-x7q==1.0 installs here" in proc.stderr
-    assert no_zip(tmp_path)
 
 
 def source_project(fn: Path, name: str, c_source: str) -> None:
@@ -160,31 +165,29 @@ def source_project(fn: Path, name: str, c_source: str) -> None:
     (fn / "requirements.txt").write_text("./vendor/%s\n" % name)
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_sdist_that_needs_a_missing_header(tmp_path):
     fn = function(tmp_path)
     source_project(fn, "needs-header", "#include <lambda_no_such_header.h>\n")
-    proc = build(fn, tmp_path)
-    assert proc.returncode != 0
-    assert "fatal error: lambda_no_such_header.h: No such file or directory" in proc.stderr  # pip's output
-    assert "needs-header has no wheel for Python" in proc.stderr
-    assert "needs the C header lambda_no_such_header.h: install the development package" in proc.stderr
-    assert no_zip(tmp_path)
+    assert_refused(
+        build(fn, tmp_path),
+        tmp_path,
+        "fatal error: lambda_no_such_header.h: No such file or directory",  # pip's output
+        "needs-header has no wheel for Python",
+        "needs the C header lambda_no_such_header.h: install the development package",
+    )
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_sdist_that_needs_a_missing_compiler(tmp_path):
     fn = function(tmp_path)
     source_project(fn, "needs-compiler", "int fastpart_answer(void) { return 42; }\n")
-    proc = build(fn, tmp_path, env={"CC": "/nonexistent/cc"})
-    assert proc.returncode != 0
-    assert "needs-compiler has no wheel for Python" in proc.stderr
-    assert "needs a C compiler (/nonexistent/cc is missing)" in proc.stderr
-    assert no_zip(tmp_path)
+    assert_refused(
+        build(fn, tmp_path, env={"CC": "/nonexistent/cc"}),
+        tmp_path,
+        "needs-compiler has no wheel for Python",
+        "needs a C compiler (/nonexistent/cc is missing)",
+    )
 
 
 # --- Lambda's size limits ---------------------------------------------------------------------------
@@ -232,23 +235,20 @@ def test_summary_over_the_unzipped_limit_is_an_error(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_build_over_250_mib_unzipped_writes_no_zip(tmp_path):
     fn = function(tmp_path)
     with open(fn / "model.bin", "wb") as f:
         f.truncate(251 * 2**20)  # zeros: small zipped, too big unzipped
-    proc = build(fn, tmp_path)
-    assert proc.returncode != 0
-    assert "over Lambda's limit of 250.0 MiB (function and layers together)" in proc.stderr
-    assert "a layer does not help" in proc.stderr
-    assert no_zip(tmp_path)
+    assert_refused(
+        build(fn, tmp_path),
+        tmp_path,
+        "over Lambda's limit of 250.0 MiB (function and layers together)",
+        "a layer does not help",
+    )
 
 
-@pytest.mark.slow
-@pytest.mark.build
-@pytest.mark.timeout(900)
+@slow_build
 def test_build_over_50_mib_zipped_warns_and_writes_the_zip(tmp_path):
     fn = function(tmp_path)
     (fn / "noise.bin").write_bytes(os.urandom(52 * 2**20))  # random: the zip stays over 50 MiB
