@@ -11,7 +11,7 @@ use (PyPI download statistics), grouped three functions deep to keep the builds 
   protobuf (upb), zstandard.
 
 The wheels come from pip's own cache (~/.cache/pip, kept between runs on a machine), so a second run
-downloads nothing. Each build prints its zip size; each invoke its init duration (INIT REPORT).
+fetches only the index pages. Each build prints its zip size; each invoke its init duration (INIT REPORT).
 """
 
 from __future__ import annotations
