@@ -317,5 +317,5 @@ if [[ $SMOKE == 1 ]]; then
     PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
 fi
 
-# --- what the build shipped (scripts/build_summary.py, written by the freeze) -------------------
-cat "$OUT/build-summary.txt" >&2
+# --- what the build shipped (scripts/build_summary.py, written by every freeze) -----------------
+if [[ -f "$OUT/build-summary.txt" ]]; then cat "$OUT/build-summary.txt" >&2; fi
