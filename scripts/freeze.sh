@@ -18,9 +18,13 @@ of DIR/requirements.txt (installed with PY's pip), and the whole standard librar
 build machine's C library (scripts/bundle_libc.py), so that the bundle needs none from the system
 where it runs. Writes:
 
-  OUT/bundle/          what Lambda unpacks: bootstrap + _internal/
+  OUT/bundle/          what Lambda unpacks: bootstrap + _internal/ + THIRD-PARTY-NOTICES.txt
   OUT/bootstrap.zip    the same, zipped reproducibly (sorted, fixed timestamps, 0755 bootstrap)
   OUT/glibc-report.txt the C library the bundle brings, and that nothing needs a newer one
+  OUT/build-summary.txt what it shipped, against Lambda's size limits (build.sh prints it)
+
+It refuses (no zip) a function folder holding binaries for another platform or Python, requirements
+pip cannot install (saying what a source build lacked), and a bundle over 250 MiB unzipped.
 
 Options:
   --python PY        interpreter with requirements.txt installed (required)
