@@ -22,6 +22,7 @@ from typing import Dict, Optional
 
 import build_summary
 import check_function
+import pip_failure
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -259,3 +260,35 @@ def test_build_over_50_mib_zipped_warns_and_writes_the_zip(tmp_path):
     assert "aws s3 cp bootstrap.zip s3://BUCKET/bootstrap.zip" in proc.stderr
     assert "--s3-bucket BUCKET --s3-key bootstrap.zip" in proc.stderr
     assert (tmp_path / "dist" / "bootstrap.zip").stat().st_size > 50 * 2**20
+
+
+# pip's output when a source build fails before its wheel step: what psycopg2 2.9 and an old cryptography
+# print without pg_config or Rust (their messages, abridged as pip shows them).
+PSYCOPG2_WITHOUT_PG_CONFIG = """Collecting psycopg2==2.9.13
+  Downloading psycopg2-2.9.13.tar.gz (378 kB)
+  Installing build dependencies: started
+  Getting requirements to build wheel: finished with status 'error'
+  error: subprocess-exited-with-error
+
+  \u00d7 Getting requirements to build wheel did not run successfully.
+  ╰─> [21 lines of output]
+      Error: pg_config executable not found.
+
+      pg_config is required to build psycopg2 from source.
+"""
+CRYPTOGRAPHY_WITHOUT_RUST = """Collecting cryptography==3.4.8
+  Using cached cryptography-3.4.8.tar.gz (546 kB)
+  error: subprocess-exited-with-error
+      error: can't find Rust compiler
+  ERROR: Failed building wheel for cryptography
+"""
+
+
+def test_pip_failure_names_the_sdist_and_what_it_needs():
+    (psycopg2,) = pip_failure.explain(PSYCOPG2_WITHOUT_PG_CONFIG, "3.13")
+    assert psycopg2.startswith("psycopg2 has no wheel for Python 3.13 on this platform")
+    assert "needs PostgreSQL's pg_config (Debian: libpq-dev" in psycopg2
+    assert "or require psycopg2-binary" in psycopg2
+    (cryptography,) = pip_failure.explain(CRYPTOGRAPHY_WITHOUT_RUST, "3.13")
+    assert cryptography.startswith("cryptography has no wheel for Python 3.13")
+    assert "needs a Rust compiler" in cryptography
