@@ -35,7 +35,7 @@ COPY requirements.txt /src/requirements.txt
 RUN python3 -m venv /opt/freeze \
     && /opt/freeze/bin/python -m pip install --no-cache-dir --disable-pip-version-check -r /src/requirements.txt
 COPY bootstrap.py /src/bootstrap.py
-COPY scripts/freeze.sh scripts/bundle_libc.py scripts/glibc_report.py scripts/repro_zip.py /src/scripts/
+COPY scripts/freeze.sh scripts/check_function.py scripts/pip_failure.py scripts/strip_bundle.py scripts/notices.py scripts/build_summary.py scripts/bundle_libc.py scripts/glibc_report.py scripts/repro_zip.py /src/scripts/
 COPY packaging/bootstrap.spec /src/packaging/bootstrap.spec
 COPY --from=function / /src/function/
 ARG PREFIX=/var/task
@@ -49,7 +49,7 @@ RUN SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" /src/scripts/freeze.sh --python /op
 
 # docker buildx build --target artifact --output type=local,dest=DIR .
 FROM scratch AS artifact
-COPY --from=build /out/bootstrap.zip /out/glibc-report.txt /
+COPY --from=build /out/bootstrap.zip /out/glibc-report.txt /out/build-summary.txt /
 COPY --from=build /out/bundle /bundle
 
 # A zip deployment in Lambda's own provided:al2023 image: /var/task holds the unpacked zip; the image's

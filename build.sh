@@ -49,7 +49,8 @@ Options:
   -h, --help        show this help
 
 Environment:
-  PYTHON            the host Python that makes .venv-build/ (default: python3). It needs venv,
+  PYTHON            the host Python that makes .venv-build/ (default: the newest of Python 3.14,
+                    3.13, 3.12, 3.11 on PATH or under pyenv; the build says which). It needs venv,
                     pip and its shared libpython (Debian: apt-get install python3-venv libpython3-dev)
   BOOTSTRAP_PY      runtime script to freeze instead of ./bootstrap.py (native builds only)
   SOURCE_DATE_EPOCH timestamp stored in the zip (default 315532800 = 1980-01-01)
@@ -187,7 +188,7 @@ elif [[ "$MODE" == docker ]] && ! docker_engine; then
     die "--docker: no Docker engine answers ('$DOCKER info' failed). Start one, or drop --docker to build natively"
 fi
 if [[ "$MODE" == native && "$PY_IMAGE" != "$DEFAULT_PY_IMAGE" ]]; then
-    die "--python-image is for Docker builds ($WHY here): a native build freezes with \$PYTHON (default python3)"
+    die "--python-image is for Docker builds ($WHY here): a native build freezes with \$PYTHON (default: the newest current Python found)"
 fi
 if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
     die "this machine is $HOST_ARCH; an $ARCH build needs Docker buildx (PyInstaller cannot cross-build). Run on a machine with a Docker engine (and QEMU binfmt), or on an $ARCH machine"
@@ -226,8 +227,29 @@ build_docker() {
 }
 
 # --- native: the same freeze in a venv of our own -----------------------------------------------
+# Python releases still getting fixes, newest first (3.9 and 3.10 are past their end of life).
+CURRENT_PYTHONS=(3.14 3.13 3.12 3.11)
+# newest_python: prints the newest current Python on PATH or under pyenv, or nothing.
+newest_python() {
+    local version candidate
+    for version in "${CURRENT_PYTHONS[@]}"; do
+        for candidate in "python$version" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$version".*/bin/python3; do
+            if "$candidate" -c 'import sys' >/dev/null 2>&1; then
+                command -v "$candidate"
+                return 0
+            fi
+        done
+    done
+}
+
 ensure_venv() {
-    local python="${PYTHON:-python3}"
+    local python="${PYTHON:-}" why="PYTHON"
+    if [[ -z "$python" ]]; then
+        python="$(newest_python)"
+        why="the newest current Python found (${CURRENT_PYTHONS[*]}); PYTHON=/path/to/python picks another"
+        [[ -n "$python" ]] || die "no current Python (${CURRENT_PYTHONS[*]}) on PATH or under pyenv: install one (Debian: apt-get install python3 python3-venv libpython3-dev) or set PYTHON=/path/to/python3"
+    fi
+    log "freezing with Python $("$python" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || echo '?') ($python): $why"
     local venv="$REPO_ROOT/.venv-build"
     command -v "$python" >/dev/null 2>&1 ||
         die "no '$python' on PATH: install Python 3 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
@@ -295,3 +317,6 @@ if [[ $SMOKE == 1 ]]; then
     if [[ $RUNTIME_ONLY == 0 ]]; then smoke_args+=(--handler "$HANDLER"); fi
     PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
 fi
+
+# --- what the build shipped (scripts/build_summary.py, written by every freeze) -----------------
+if [[ -f "$OUT/build-summary.txt" ]]; then cat "$OUT/build-summary.txt" >&2; fi

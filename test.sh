@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check of the project on a fresh Linux machine: lint, then the whole test suite on the main
-# Python (3.11), then the runtime's own tests on Python 3.9 and 3.13. Installs what it needs into
+# Python (3.11), then the runtime's own tests on Python 3.12 and 3.13. Installs what it needs into
 # virtual environments under the repository (.venv*, git-ignored).
 set -euo pipefail
 
@@ -13,7 +13,7 @@ Usage: ./test.sh [--quick] [--main-only] [-- PYTEST_ARGS...]
   -h, --help    this text
 
 Environment: PYTHON (main interpreter, default python3.11), CI=true (a missing
-interpreter for 3.9 or 3.13 is then an error instead of a warning).
+interpreter for 3.12 or 3.13 is then an error instead of a warning).
 EOF
 }
 
@@ -87,7 +87,7 @@ fi
 run_pytest .venv "${pytest_args[@]}"
 ((main_only)) && exit 0
 
-for version in 3.9 3.13; do
+for version in 3.12 3.13; do
   python=$(find_python "$version" || true)
   if [[ -z "$python" ]]; then
     if [[ "$ci" == true ]]; then
@@ -97,9 +97,7 @@ for version in 3.9 3.13; do
     echo "test.sh: warning: Python $version not found, its runtime tests did not run" >&2
     continue
   fi
-  requirements=tests/requirements-runtime.txt
-  [[ "$version" == 3.9 ]] && requirements=tests/requirements-py39.txt
-  make_venv ".venv-$version" "$python" "$requirements"
+  make_venv ".venv-$version" "$python" tests/requirements-runtime.txt
   echo "== runtime tests on $(".venv-$version/bin/python" -V)"
   run_pytest ".venv-$version" -m "not build" -p no:cacheprovider "${pytest_args[@]}"
 done

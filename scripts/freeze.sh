@@ -18,9 +18,13 @@ of DIR/requirements.txt (installed with PY's pip), and the whole standard librar
 build machine's C library (scripts/bundle_libc.py), so that the bundle needs none from the system
 where it runs. Writes:
 
-  OUT/bundle/          what Lambda unpacks: bootstrap + _internal/
+  OUT/bundle/          what Lambda unpacks: bootstrap + _internal/ + THIRD-PARTY-NOTICES.txt
   OUT/bootstrap.zip    the same, zipped reproducibly (sorted, fixed timestamps, 0755 bootstrap)
   OUT/glibc-report.txt the C library the bundle brings, and that nothing needs a newer one
+  OUT/build-summary.txt what it shipped, against Lambda's size limits (build.sh prints it)
+
+It refuses (no zip) a function folder holding binaries for another platform or Python, requirements
+pip cannot install (saying what a source build lacked), and a bundle over 250 MiB unzipped.
 
 Options:
   --python PY        interpreter with requirements.txt installed (required)
@@ -81,7 +85,7 @@ ENTRY="$(cd "$(dirname "$ENTRY")" && pwd)/$(basename "$ENTRY")"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$OUT/.work"
-rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/glibc-report.txt"
+rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/glibc-report.txt" "$OUT/build-summary.txt"
 mkdir -p "$WORK/src" "$WORK/deps"
 
 export PYTHONHASHSEED=0
@@ -96,12 +100,19 @@ START=$SECONDS
 # PyInstaller's search path.
 cp "$ENTRY" "$WORK/src/bootstrap.py"
 
+"$PY" "$REPO_ROOT/scripts/check_function.py" --function "$FUNCTION" ||
+    die "the function folder holds binaries for another platform or Python (above); no zip written"
+
 REQ="$FUNCTION/requirements.txt"
 if [[ -f "$REQ" ]] && grep -qvE '^[[:space:]]*(#.*)?$' "$REQ"; then
     log "installing the function's requirements ($REQ) with $("$PY" -c 'import sys; print(sys.version.split()[0])')"
-    (cd "$FUNCTION" && "$PY" -m pip install --quiet --no-compile --no-warn-script-location \
-        --target "$WORK/deps" -r "$REQ") ||
-        die "pip could not install $REQ for $PY (see above); fix the requirements or the network"
+    # pip's whole output goes to a log; on failure it is printed, then what it means.
+    if ! (cd "$FUNCTION" && "$PY" -m pip install --no-compile --no-warn-script-location --progress-bar off \
+        --target "$WORK/deps" -r "$REQ") >"$WORK/pip.log" 2>&1; then
+        cat "$WORK/pip.log" >&2
+        "$PY" "$REPO_ROOT/scripts/pip_failure.py" "$WORK/pip.log" || true
+        die "pip could not install $REQ for $PY (see above); no zip written"
+    fi
 else
     log "the function has no requirements to install"
 fi
@@ -121,8 +132,13 @@ mkdir -p "$OUT/bundle"
 cp -a "$WORK/dist/bootstrap/." "$OUT/bundle/"
 chmod 0755 "$OUT/bundle/bootstrap"
 log "froze in $((SECONDS - START)) s"
+"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --deps "$WORK/deps" ||
+    die "could not strip the bundle's libraries (see above)"
 "$PY" "$REPO_ROOT/scripts/bundle_libc.py" --bundle "$OUT/bundle" --prefix "$PREFIX" >&2 ||
     die "could not bundle the C library (see above)"
+
+"$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$WORK/deps" ||
+    die "could not write the licence notices (see above)"
 
 "$PY" "$REPO_ROOT/scripts/repro_zip.py" "$OUT/bootstrap.zip" "$OUT/bundle"
 
@@ -135,4 +151,12 @@ if [[ $rc -ne 0 ]]; then
     rm -f "$OUT/bootstrap.zip"
     echo "freeze.sh: the bundle cannot run on provided.al2023 (see the report above); no zip written" >&2
     exit 1
+fi
+
+# What the zip holds, against Lambda's size limits: over 250 MiB unzipped Lambda refuses it.
+if ! "$PY" "$REPO_ROOT/scripts/build_summary.py" --zip "$OUT/bootstrap.zip" --bundle "$OUT/bundle" \
+    --deps "$WORK/deps" --glibc-report "$OUT/glibc-report.txt" --prefix "$PREFIX" >"$OUT/build-summary.txt"; then
+    cat "$OUT/build-summary.txt" >&2
+    rm -f "$OUT/bootstrap.zip"
+    die "the bundle is over Lambda's unzipped size limit (above); no zip written"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Zip a bundle folder reproducibly and check it against Lambda's size limits.
+"""Zip a bundle folder reproducibly.
 
     python3 scripts/repro_zip.py OUT.zip BUNDLE_DIR
 
@@ -13,9 +13,8 @@
   data), the way ``zip --symlinks`` stores it and Lambda unpacks it; other links are followed.
 * Deflate level 9. The same files give the same bytes, whatever their mtimes, owners or umask.
 
-Limits (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html): 50 MB zipped for a
-direct upload (larger zips must go through S3), 250 MB unzipped (function and all its layers).
-Exit 1 if the unzipped size is over 250 MB; a zip over 50 MB gets a warning only.
+Lambda's size limits are checked afterwards, with the rest of what the build shipped
+(scripts/build_summary.py).
 """
 
 from __future__ import annotations
@@ -29,9 +28,6 @@ import time
 import zipfile
 from typing import List, Optional, Sequence, Tuple
 
-MB = 1024 * 1024
-ZIPPED_LIMIT = 50 * MB
-UNZIPPED_LIMIT = 250 * MB
 DOS_EPOCH = 315532800  # 1980-01-01 00:00:00 UTC
 DOS_MAX = 4354819199  # 2107-12-31 23:59:59 UTC
 
@@ -116,7 +112,7 @@ def sha256(path: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description="Reproducible zip of a Lambda bundle, with size-limit checks.")
+    ap = argparse.ArgumentParser(description="Reproducible zip of a Lambda bundle.")
     ap.add_argument("out", help="zip to write (replaced if it exists)")
     ap.add_argument("root", help="folder whose contents become the zip's root (bootstrap at the top)")
     args = ap.parse_args(argv)
@@ -128,25 +124,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     count, unzipped = build_zip(args.out, args.root)
     zipped = os.path.getsize(args.out)
-    print("zip: %s (%d entries)" % (args.out, count))
-    print("  zipped   %11d bytes (%5.1f MB; limit 50 MB for a direct upload)" % (zipped, zipped / MB))
-    print("  unzipped %11d bytes (%5.1f MB; limit 250 MB with all layers)" % (unzipped, unzipped / MB))
+    print("zip: %s (%d entries, %d bytes, %d unzipped)" % (args.out, count, zipped, unzipped))
     print("  sha256   %s" % sha256(args.out))
-    rc = 0
-    if zipped > ZIPPED_LIMIT:
-        print(
-            "warning: the zip is over 50 MB: upload it through S3 (aws lambda update-function-code "
-            "--s3-bucket ... --s3-key ...), a direct upload will be refused",
-            file=sys.stderr,
-        )
-    if unzipped > UNZIPPED_LIMIT:
-        print(
-            "error: unzipped size is over Lambda's 250 MB limit: trim the function's requirements "
-            "(or ship it as a container image)",
-            file=sys.stderr,
-        )
-        rc = 1
-    return rc
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""What a build shipped, against Lambda's size limits: the summary freeze.sh writes and build.sh prints.
+
+It says the target, the Python frozen in, the C library line of the glibc report, the zip's size and
+its unzipped size against Lambda's limits, and the function's packages with their versions and their
+size in the bundle, largest first.
+
+Lambda's limits (its quotas say "50 MB" and "250 MB"; they are 52,428,800 and 262,144,000 bytes):
+
+* over 250 MiB unzipped (the function's zip and its layers together) Lambda refuses the function:
+  an error (exit 1), with the size against the limit and ways to get under it;
+* over 50 MiB zipped only a direct upload is refused: a warning, and the S3 upload commands.
+
+Run it with the Python that froze the bundle:
+
+    python scripts/build_summary.py --zip OUT/bootstrap.zip --bundle OUT/bundle --deps OUT/.work/deps \\
+        --glibc-report OUT/glibc-report.txt --prefix /var/task
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import zipfile
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Set
+
+MIB = 2**20
+UNZIPPED_LIMIT = 250 * MIB
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * MIB
+TARGET = "provided.al2023"
+
+
+class Package(NamedTuple):
+    name: str
+    version: str
+    size: int  # bytes its files take in the bundle
+
+
+def mib(size: int) -> str:
+    return "%.1f MiB" % (size / MIB)
+
+
+def bundled_files(record_path: str, contents: Path) -> List[Path]:
+    """Where one file of a wheel's RECORD ended up in the bundle: beside the others (.py as .pyc), or,
+    for a library a wheel vendors (<pkg>.libs/), at the top of _internal, where PyInstaller puts it."""
+    rel = Path(record_path)
+    candidates = [contents / rel]
+    if rel.suffix == ".py":
+        candidates = [contents / rel.with_suffix(".pyc")]
+    elif rel.parent.name.endswith(".libs"):
+        candidates.append(contents / rel.name)
+    return [c for c in candidates if c.is_file() and not c.is_symlink()]
+
+
+def packages(deps: Path, contents: Path) -> List[Package]:
+    found = []
+    if not deps.is_dir():
+        return found
+    for info in sorted(deps.glob("*.dist-info")):
+        metadata = HeaderParser().parsestr((info / "METADATA").read_text(errors="replace"))
+        counted: Set[Path] = set()
+        record = info / "RECORD"
+        if record.is_file():
+            with open(record, newline="") as f:
+                for row in csv.reader(f):
+                    if row and not row[0].startswith(".."):
+                        counted.update(bundled_files(row[0], contents))
+        found.append(Package(metadata["Name"], metadata["Version"], sum(p.stat().st_size for p in counted)))
+    return sorted(found, key=lambda p: (-p.size, p.name.lower()))
+
+
+def zip_sizes(zip_path: Path) -> tuple[int, int]:
+    with zipfile.ZipFile(zip_path) as zf:
+        return os.path.getsize(zip_path), sum(i.file_size for i in zf.infolist())
+
+
+def c_library_line(report: Path) -> str:
+    if report.is_file():
+        for line in report.read_text().splitlines():
+            if line.startswith("C library: "):
+                return line[len("C library: ") :]
+    return "unknown (no glibc report)"
+
+
+def summary(zip_path: Path, bundle: Path, deps: Path, report: Path, prefix: str) -> tuple[List[str], bool]:
+    """The summary's lines, and whether the zip is within the unzipped limit."""
+    zipped, unzipped = zip_sizes(zip_path)
+    lines = [
+        "build summary",
+        "  target:    %s (%s), unpacked at %s" % (TARGET, os.uname().machine, prefix),
+        "  Python:    %s" % sys.version.split()[0],
+        "  C library: %s" % c_library_line(report),
+        "  zip:       %s (Lambda: %s for a direct upload)" % (mib(zipped), mib(ZIPPED_DIRECT_UPLOAD_LIMIT)),
+        "  unzipped:  %s (Lambda: %s, function and layers together)" % (mib(unzipped), mib(UNZIPPED_LIMIT)),
+    ]
+    shipped = packages(deps, bundle / "_internal")
+    if shipped:
+        lines.append("  the function's packages, largest first:")
+        width = max(len("%s %s" % (p.name, p.version)) for p in shipped)
+        lines += ["    %-*s %10s" % (width, "%s %s" % (p.name, p.version), mib(p.size)) for p in shipped]
+    else:
+        lines.append("  the function's packages: none")
+    fits = unzipped <= UNZIPPED_LIMIT
+    if not fits:
+        lines += [
+            "error: unzipped, the bundle is %s: %s over Lambda's limit of %s (function and layers "
+            "together), so Lambda would refuse it. No zip was written. To get under it: drop the "
+            "packages the function never imports (the largest are listed above), keep large data in S3 "
+            "or EFS and load it at run time, or ship the function as a container image (up to 10 GiB); "
+            "a layer does not help, it counts toward the same limit"
+            % (mib(unzipped), mib(unzipped - UNZIPPED_LIMIT), mib(UNZIPPED_LIMIT)),
+        ]
+    elif zipped > ZIPPED_DIRECT_UPLOAD_LIMIT:
+        lines += [
+            "warning: the zip is %s, over the %s Lambda takes in a direct upload; upload it to S3 and "
+            "point the function at it:" % (mib(zipped), mib(ZIPPED_DIRECT_UPLOAD_LIMIT)),
+            "  aws s3 cp %s s3://BUCKET/%s" % (zip_path.name, zip_path.name),
+            "  aws lambda update-function-code --function-name NAME --s3-bucket BUCKET --s3-key %s"
+            % zip_path.name,
+            "  (or create-function ... --code S3Bucket=BUCKET,S3Key=%s)" % zip_path.name,
+        ]
+    return lines, fits
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zip", required=True, type=Path)
+    parser.add_argument(
+        "--bundle", required=True, type=Path, help="the unpacked bundle: bootstrap + _internal/"
+    )
+    parser.add_argument("--deps", required=True, type=Path, help="where pip installed the requirements")
+    parser.add_argument("--glibc-report", required=True, type=Path)
+    parser.add_argument("--prefix", required=True, help="where Lambda unpacks the zip")
+    args = parser.parse_args(argv)
+    lines, fits = summary(args.zip, args.bundle, args.deps, args.glibc_report, args.prefix)
+    print("\n".join(lines))
+    return 0 if fits else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
