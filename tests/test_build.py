@@ -617,6 +617,8 @@ def test_zip_layout_and_bundled_c_library(example_build, tmp_path):
     assert "bootstrap" in names
     assert any(n.startswith("_internal/libpython3") for n in names), names[:20]
     assert not any(n.endswith("/") for n in names), "no directory entries"
+    # example/ holds SAM's template and Makefile: they describe the build and are not the function's data.
+    assert not {"_internal/template.yaml", "_internal/Makefile"} & set(names), names
     assert {n.split("/")[0] for n in names} <= {"bootstrap", "THIRD-PARTY-NOTICES.txt", "_internal"}, names
     modes = {zi.filename: zi.external_attr >> 16 for zi in infos}
     for zi in infos:
