@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socketserver
+import stat
 import subprocess
 import sys
 import tempfile
@@ -226,9 +227,26 @@ class LambdaRoot(NamedTuple):
         return [*cmd, "--", *argv]
 
 
+def unpack_zip(path: Path, folder: Path) -> Path:
+    """Unpack a zip as Lambda does: the Unix modes stored in it kept, its symlinks made."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                target = folder / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(archive.read(info).decode(), target)
+                continue
+            target = Path(archive.extract(info, folder))
+            if stat.S_IMODE(mode) and not info.is_dir():
+                os.chmod(target, stat.S_IMODE(mode))
+    os.chmod(folder, 0o755)  # noqa: S103 (the sandbox user must reach it, as in Lambda)
+    return folder
+
+
 @contextlib.contextmanager
 def unpacked(path: Optional[Path]) -> Iterator[Optional[Path]]:
-    """A folder as it is, or a zip unpacked as Lambda unpacks it (modes from the zip) into a temp dir."""
+    """A folder as it is, or a zip unpacked as Lambda unpacks it into a temp dir."""
     if path is None or path.is_dir():
         yield path
         return
@@ -236,14 +254,7 @@ def unpacked(path: Optional[Path]) -> Iterator[Optional[Path]]:
         raise RootError("%s is neither a folder nor a zip" % path)
     folder = Path(tempfile.mkdtemp(prefix="lambda-root-unzip-"))
     try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                target = archive.extract(info, folder)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode and not info.is_dir():
-                    os.chmod(target, mode)
-        os.chmod(folder, 0o755)  # noqa: S103 (the sandbox user must reach it, as in Lambda)
-        yield folder
+        yield unpack_zip(path, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

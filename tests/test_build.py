@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ EXAMPLE = REPO / "example"
 
 sys.path.insert(0, str(REPO / "scripts"))
 import glibc_report  # noqa: E402
+import lambda_root  # noqa: E402
 import repro_zip  # noqa: E402
 
 
@@ -544,6 +544,12 @@ def test_repro_zip_ignores_mtimes_and_modes(tmp_path):
         assert modes["_internal/link.so"] == 0o120777
         assert zf.read("_internal/link.so") == b"sub/a.so"
         assert {zi.date_time for zi in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    # Unpacked as Lambda unpacks it (scripts/lambda_root.py): the modes and the symlink come back.
+    back = extract(tmp_path / "b0.zip", tmp_path / "unpacked")
+    assert (back / "bootstrap").stat().st_mode & 0o777 == 0o755
+    assert (back / "_internal" / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert os.readlink(back / "_internal" / "link.so") == "sub/a.so"
+    assert (back / "_internal" / "link.so").read_bytes() == b"so"
 
 
 # ===================================================================================================
@@ -553,18 +559,8 @@ def test_repro_zip_ignores_mtimes_and_modes(tmp_path):
 
 def extract(zip_path: Path, dest: Path) -> Path:
     """Unpack like Lambda does: modes kept, symlinks made."""
-    with zipfile.ZipFile(zip_path) as zf:
-        for zi in zf.infolist():
-            mode = zi.external_attr >> 16
-            target = dest / zi.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if stat.S_ISLNK(mode):
-                os.symlink(zf.read(zi).decode(), target)
-            else:
-                target.write_bytes(zf.read(zi))
-                target.chmod(stat.S_IMODE(mode))
-    dest.chmod(0o755)
-    return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    return lambda_root.unpack_zip(zip_path, dest)
 
 
 def plain_bundle(build: Build, dest: Path) -> Path:
