@@ -34,13 +34,12 @@ from typing import Dict, Iterable, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import glibc_report
 
-ELF_MAGIC = b"\x7fELF"
 SYSTEM_LIBRARY_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 
 
 def is_elf(path: Path) -> bool:
     with open(path, "rb") as f:
-        return f.read(4) == ELF_MAGIC
+        return f.read(4) == glibc_report.ELF_MAGIC
 
 
 def known_origins(python_dirs: Iterable[Path], system_dirs: Iterable[Path]) -> Dict[str, List[Path]]:
