@@ -3,7 +3,7 @@
 Used by scripts/lambda_root.py (smoke tests in a Lambda-like root), the end-to-end tests and the bench
 scripts. Standard library only, Python 3.9+, Linux (the RIE is a Linux binary).
 
-    from rie import RieProcess, runtime_commands
+    from rie import RieProcess
 
     with RieProcess([sys.executable, "/abs/path/bootstrap.py"],  # argv runs in cwd=LAMBDA_TASK_ROOT
                     env={"_HANDLER": "app.handler", "LAMBDA_TASK_ROOT": "/abs/example"}) as r:
@@ -165,22 +165,19 @@ class RieProcess:
         self.timeout = timeout
         self.log_level = log_level
         self.rie = str(rie) if rie else None
-        full_env = {
+        explicit = dict(env or {})
+        if function_timeout is not None:
+            explicit["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(int(function_timeout))
+        scrubbed = {
             k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB_NAMES
         }
-        full_env.update(env or {})
-        if function_timeout is not None:
-            full_env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(int(function_timeout))
-        self.env = full_env
+        self.env = {**scrubbed, **explicit}
         # In a Lambda-like root the runtime sees only what is passed: none of this machine's environment.
         self.root = root
-        self.root_env = {
-            **(env or {}),
-            **{k: v for k, v in full_env.items() if k == "AWS_LAMBDA_FUNCTION_TIMEOUT"},
-        }
+        self.root_env = explicit
         self.scratch = scratch
         # In a root, the runtime's cwd is /var/task, set inside it; bwrap itself may start anywhere.
-        self.cwd = os.getcwd() if root else str(cwd or full_env.get("LAMBDA_TASK_ROOT") or os.getcwd())
+        self.cwd = os.getcwd() if root else str(cwd or self.env.get("LAMBDA_TASK_ROOT") or os.getcwd())
         self._log_dir = log_dir
         self._tmpdir: Optional[tempfile.TemporaryDirectory] = None
         self.log_path: Optional[Path] = None
