@@ -348,8 +348,7 @@ def check_init(root: LambdaRoot, handler: str, env: Dict[str, str], timeout: flo
             **env,
         }
         command = root.command([root.bootstrap], runtime_env, scratch)
-        log = open(scratch / "output", "w+b")  # noqa: SIM115 (closed below, after the process)
-        with log:
+        with open(scratch / "output", "w+b") as log:
             started = time.monotonic()
             proc = subprocess.Popen(
                 command,
