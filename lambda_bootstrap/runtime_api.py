@@ -89,6 +89,16 @@ class KeepAliveConnection:
         self.address = address
         self.host, self.port = host.strip("[]"), int(port)
         self.sock = self._reader = None
+        # Imported here, not at the first connect: the runtime makes its clients before it loads the handler,
+        # and a handler may leave sys.path unusable. By now sys.path holds the function's folders, so a
+        # function that brings its own urllib3 has it used.
+        import socket
+
+        from urllib3.util.connection import create_connection
+
+        "".encode("idna")  # urllib3 encodes the host so: the codec's module is imported at its first use
+        self._create_connection = create_connection
+        self._socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
     def close(self):
         if self.sock is not None:
@@ -117,12 +127,9 @@ class KeepAliveConnection:
 
     def send_head(self, method, path, headers, body=None):
         if self.sock is None:
-            import socket
-
-            from urllib3.util.connection import create_connection
-
-            options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-            sock = create_connection((self.host, self.port), CONNECT_TIMEOUT_SECONDS, socket_options=options)
+            sock = self._create_connection(
+                (self.host, self.port), CONNECT_TIMEOUT_SECONDS, socket_options=self._socket_options
+            )
             sock.settimeout(None)  # /next may wait for minutes, across freezes of the sandbox
             self.sock, self._reader = sock, sock.makefile("rb")
         head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.address)

@@ -2,6 +2,7 @@
 StreamingResponse, and its chunks leave as they are produced; a failure after the first one travels in the
 trailers."""
 
+import base64  # now, not at the first failure: a handler may leave sys.path unusable
 import json
 import types
 
@@ -91,8 +92,6 @@ class OutgoingStream:
     def trailers(self):
         if self.error is None:
             return []
-        import base64
-
         body = base64.b64encode(self.error.json(MAX_STREAM_ERROR_BYTES).encode("ascii")).decode()
         return [
             ("Lambda-Runtime-Function-Error-Type", self.error.header_type),
