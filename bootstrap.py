@@ -60,6 +60,7 @@ from lambda_bootstrap.logs import (
 )
 from lambda_bootstrap.managed_instances import (
     WORKER_RESTART_WINDOW_SECONDS,
+    claim_init_error,
     exit_status,
     reap,
     run_workers,
@@ -366,7 +367,8 @@ def init(config, client):
         error = invocation_error(exc, "", header_type=header_name(exc) or "Function.Unhandled")
         logging.warning(UNHANDLED_WARNING)
         logs.LOG_SINK.write_error(error)
-        client.post_init_error(error)
+        if claim_init_error():  # one per environment, however many Managed Instances workers failed
+            client.post_init_error(error)
         sys.exit(1)
     if config.max_concurrency is None and (config.graceful_shutdown or shutdown.hooks):
         start_shutdown_extension(config.api_address)

@@ -12,11 +12,31 @@ from lambda_bootstrap import logs
 from lambda_bootstrap.shutdown import SHUTDOWN_WORKERS_SECONDS, on_sigterm, start_shutdown_extension
 
 WORKER_RESTART_WINDOW_SECONDS = 30.0
+INIT_ERROR_GRACE_SECONDS = 1.0  # after a worker's init error, how long the other workers get to exit
+_init_error_token = None  # with workers: a pipe holding one byte until a worker reports an init error
+
+
+def claim_init_error():
+    """Whether this process reports its init error: Lambda takes one per environment. A single process
+    always does; of several workers, the first to fail (it takes the pipe's byte); the others only log."""
+    if _init_error_token is None:
+        return True
+    try:
+        return os.read(_init_error_token[0], 1) == b"."
+    except BlockingIOError:
+        return False
+
+
+def init_error_claimed():
+    import select
+
+    return not select.select([_init_error_token[0]], [], [], 0)[0]
 
 
 def run_workers(config, count, serve):
     """N worker processes, each running `serve(config)`: its own /next loop and connection. A worker that
-    dies is replaced, and when they keep dying the parent gives up with a non-zero exit."""
+    dies is replaced; when they keep dying, or one could not initialise, the parent stops with exit 1."""
+    global _init_error_token
     # awslambdaric's parent announces the pool once, before it forks (seen at DEBUG only).
     logging.getLogger().debug(
         {
@@ -26,6 +46,9 @@ def run_workers(config, count, serve):
         }
     )
     workers, deaths = {}, []
+    _init_error_token = os.pipe()  # the write end stays open, so that an empty pipe is not readable
+    os.write(_init_error_token[1], b".")
+    os.set_blocking(_init_error_token[0], False)
     if config.graceful_shutdown:  # once, before any worker polls: registration closes when init completes
         start_shutdown_extension(config.api_address)
 
@@ -60,6 +83,15 @@ def run_workers(config, count, serve):
         now = time.monotonic()
         deaths = [t for t in deaths if now - t < WORKER_RESTART_WINDOW_SECONDS] + [now]
         code = os.waitstatus_to_exitcode(status)
+        if init_error_claimed():
+            # Lambda restarts the environment after an init error: no new worker. The one reporting it may
+            # still be posting: the workers get a moment to exit before they are stopped.
+            logs.LOG_SINK.write_runtime_message(
+                "a worker could not initialise (worker %d: status %d); stopping" % (slot, code)
+            )
+            reap(workers, INIT_ERROR_GRACE_SECONDS)
+            stop_all()
+            return 1
         if len(deaths) > count:
             logs.LOG_SINK.write_runtime_message(
                 "workers keep exiting (worker %d: status %d); giving up" % (slot, code)
