@@ -83,6 +83,7 @@ from lambda_bootstrap.runtime_api import (
     RuntimeApiError,
     TransportError,
     frame_headers,
+    is_decimal,
 )
 from lambda_bootstrap.shutdown import (
     SHUTDOWN_EXTENSION_NAME,
@@ -119,10 +120,16 @@ class RuntimeConfig:
         self.log_level = {None: "", "TRACE": "DEBUG"}.get(level, level or "").upper()
         self.timestamp_ms = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
         self.telemetry_fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
-        self.graceful_shutdown = environ.get("LAMBDA_GRACEFUL_SHUTDOWN", "") not in ("", "0", "false")
-        concurrency = environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "")
-        self.max_concurrency = int(concurrency) if concurrency.strip().isdigit() else None
         self.config_error = None
+        graceful = environ.get("LAMBDA_GRACEFUL_SHUTDOWN", "")
+        self.graceful_shutdown = graceful.lower() in ("1", "true")
+        if graceful.lower() not in ("", "0", "false", "1", "true"):
+            self.config_error = (
+                "LAMBDA_GRACEFUL_SHUTDOWN must be 1 or true (on), or 0 or false (off), not %r" % graceful
+            )
+        concurrency = environ.get("AWS_LAMBDA_MAX_CONCURRENCY", "")
+        digits = concurrency.strip()
+        self.max_concurrency = int(digits) if is_decimal(digits) else None
         if concurrency and (self.max_concurrency is None or self.max_concurrency < 1):
             self.config_error = (
                 "AWS_LAMBDA_MAX_CONCURRENCY must be a whole number of workers, not %r" % concurrency

@@ -202,7 +202,7 @@ class KeepAliveConnection:
                 )
             name = name.lower().decode("latin-1")
             value = _header_value(value.strip())
-            if name == "content-length" and (name in headers or not _is_decimal(value)):
+            if name == "content-length" and (name in headers or not is_decimal(value)):
                 raise MalformedAnswer("a duplicate or non-decimal Content-Length %r" % value)
             headers[name] = value
 
@@ -255,7 +255,7 @@ def frame_headers(headers):
     return "".join("%s: %s\r\n" % pair for pair in headers)
 
 
-def _is_decimal(text):
+def is_decimal(text):
     """Digits 0-9 only: int() also takes signs, underscores, blanks and other scripts' digits."""
     return text.isascii() and text.isdigit()
 

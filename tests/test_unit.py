@@ -66,6 +66,28 @@ def test_config_log_format(raw, fmt):
     assert bootstrap.RuntimeConfig({"AWS_LAMBDA_LOG_FORMAT": raw}, ["b"]).log_format == fmt
 
 
+@pytest.mark.parametrize(
+    ("raw", "on"),
+    [
+        *[(None, False), ("", False), ("0", False), ("false", False), ("False", False), ("FALSE", False)],
+        *[("1", True), ("true", True), ("True", True), ("TRUE", True)],
+    ],
+)
+def test_config_graceful_shutdown_reads_1_true_0_false(raw, on):
+    environ = {} if raw is None else {"LAMBDA_GRACEFUL_SHUTDOWN": raw}
+    config = bootstrap.RuntimeConfig(environ, ["b"])
+    assert (config.graceful_shutdown, config.config_error) == (on, None)
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "2", "no", " 1"])
+def test_a_graceful_shutdown_value_that_is_not_a_boolean_is_a_clear_start_error(value, capsys):
+    environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "LAMBDA_GRACEFUL_SHUTDOWN": value}
+    assert bootstrap.main(["bootstrap"], environ) == 1
+    assert "LAMBDA_GRACEFUL_SHUTDOWN must be 1 or true (on), or 0 or false (off), not %r" % value in (
+        capsys.readouterr().err
+    )
+
+
 def test_prepare_process_puts_task_root_then_layers_first(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", ["/x", str(tmp_path)])
     environ = {"LAMBDA_TASK_ROOT": str(tmp_path), "_LAMBDA_TELEMETRY_LOG_FD": "3"}
@@ -723,7 +745,9 @@ def test_flushing_stream_flushes_every_write():
     assert stream.encoding == "utf-8"
 
 
-@pytest.mark.parametrize("value", ["x", "0", "-2", "1.5"])
+@pytest.mark.parametrize(
+    "value", ["x", "0", "-2", "1.5", "\u00b2", "\u0661"]
+)  # superscript 2, Arabic-Indic 1
 def test_a_bad_max_concurrency_is_a_clear_start_error(value, capsys):
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "AWS_LAMBDA_MAX_CONCURRENCY": value}
     assert bootstrap.main(["bootstrap"], environ) == 1
