@@ -159,6 +159,10 @@ def prepare_process(config, environ):
             environ.pop("LD_LIBRARY_PATH", None)
         else:
             environ["LD_LIBRARY_PATH"] = original
+        # The bootloader's own variables: it has started Python and reads them no more, and a child that is
+        # itself a frozen program (this one again, say) would take them for its own.
+        for name in [name for name in environ if name.startswith("_PYI_")]:
+            del environ[name]
         # The bundled OpenSSL looks for CA certificates where its build host kept them.
         if "SSL_CERT_FILE" not in environ:
             for bundle in ("/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"):

@@ -333,6 +333,14 @@ def test_sys_path_changed(api, launch, fn):
     assert_lives_on(api, rt)
 
 
+def test_pyinstaller_variables_do_not_reach_the_function(api, launch, flavor):
+    """The bootloader's _PYI_* variables are removed once it has started Python: neither the handler nor its
+    children see them (a child that is itself a frozen program would take them for its own)."""
+    rt = launch("hostile.dispatch", api.address, flavor)
+    _, answer = invoke(api, rt, "pyinstaller_environ")
+    assert json.loads(answer.body) == {"handler": [], "child": []}, rt.diag()
+
+
 def test_sys_path_emptied_at_import(api, launch, flavor):
     """What the loop needs (socket, urllib3, the idna codec) is imported before the handler: a handler module
     that empties sys.path is served. Before: exit 2, "cannot reach the Runtime API ... No module named

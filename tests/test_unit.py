@@ -105,11 +105,15 @@ def test_prepare_process_when_frozen_restores_what_the_bootloader_changed(monkey
         "PYTHONPATH": "/extra1:/extra2",
         "LD_LIBRARY_PATH": "/bundle/_internal:/var/lang/lib",
         "LD_LIBRARY_PATH_ORIG": "/var/lang/lib",
+        "_PYI_ARCHIVE_FILE": "/var/task/bootstrap",
+        "_PYI_PARENT_PROCESS_LEVEL": "0",
+        "PYI_OF_THE_USER": "kept",
     }
     bootstrap.prepare_process(bootstrap.RuntimeConfig(environ, ["b"]), environ)
     assert sys.path[:3] == ["/task", "/extra1", "/extra2"]
     assert environ["LD_LIBRARY_PATH"] == "/var/lang/lib"
     assert "LD_LIBRARY_PATH_ORIG" not in environ
+    assert [name for name in environ if "PYI" in name] == ["PYI_OF_THE_USER"]
     if os.path.exists("/etc/ssl/certs/ca-certificates.crt") or os.path.exists(
         "/etc/pki/tls/certs/ca-bundle.crt"
     ):
