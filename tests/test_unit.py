@@ -1,4 +1,4 @@
-"""Unit tests of each part of bootstrap.py, in the order of its sections.
+"""Unit tests of each part of the runtime (bootstrap.py and lambda_bootstrap/), in the order of its sections.
 
 Where awslambdaric is installed (Python 3.10+), several tests compare a part of ours with the same part
 of the reference directly, so that "matches awslambdaric" is checked, not assumed.
@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import pathlib
+import re
 import sys
 import traceback
 from decimal import Decimal
@@ -41,6 +43,14 @@ def with_reference(test):
 
 
 # --- configuration -------------------------------------------------------------------------------
+
+
+def test_the_runtime_names_provided_al2023_only():
+    """provided.al2 is closed to new code: the runtime's text (its docstrings first) does not offer it."""
+    package = pathlib.Path(bootstrap.__file__).parent / "lambda_bootstrap"
+    assert "provided.al2023" in bootstrap.__doc__
+    for path in [pathlib.Path(bootstrap.__file__), *sorted(package.glob("*.py"))]:
+        assert re.findall(r"provided\.al2(?!023)", path.read_text()) == [], path
 
 
 def test_config_reads_handler_from_argv_before_env():
