@@ -84,6 +84,7 @@ from lambda_bootstrap.runtime_api import (
     TransportError,
     frame_headers,
     is_decimal,
+    parse_address,
 )
 from lambda_bootstrap.shutdown import (
     SHUTDOWN_EXTENSION_NAME,
@@ -121,6 +122,11 @@ class RuntimeConfig:
         self.timestamp_ms = environ.get("AWS_LAMBDA_LOG_TIMESTAMP_PRECISION", "").lower() == "milliseconds"
         self.telemetry_fd = environ.get("_LAMBDA_TELEMETRY_LOG_FD")
         self.config_error = None
+        if self.api_address:
+            try:
+                parse_address(self.api_address)
+            except ValueError as exc:
+                self.config_error = str(exc)
         graceful = environ.get("LAMBDA_GRACEFUL_SHUTDOWN", "")
         self.graceful_shutdown = graceful.lower() in ("1", "true")
         if graceful.lower() not in ("", "0", "false", "1", "true"):

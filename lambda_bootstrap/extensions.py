@@ -14,7 +14,7 @@ class ExtensionsApiClient:
 
     def __init__(self, address):
         self._conn = KeepAliveConnection(address)
-        self.base = "/2020-01-01/extension"
+        self.base = self._conn.prefix + "/2020-01-01/extension"
         self.identifier = None
 
     def _call(self, method, path, body=None, headers=()):

@@ -13,6 +13,8 @@ BODY_PIECE_BYTES = 1 << 20  # a longer body is read in pieces: an announced leng
 MAX_LINE_BYTES = 65536
 HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 NEXT_RETRY_DELAYS = (0.05, 0.2, 0.5)  # bounded retry of /next on connection errors only
+# /next answered 204 (no event yet, as cargo-lambda says it): ask again after this, doubled each time, up to
+NO_EVENT_DELAYS = (0.01, 0.25)
 USER_AGENT = "python-lambda-bootstrap/%s (Python %s)" % (__version__, sys.version.split()[0])
 
 
@@ -84,10 +86,9 @@ class KeepAliveConnection:
     """
 
     def __init__(self, address):
-        """`address`: host:port, as in AWS_LAMBDA_RUNTIME_API ([::1]:port for IPv6)."""
-        host, _, port = address.rpartition(":")
+        """`address`: AWS_LAMBDA_RUNTIME_API (see parse_address)."""
         self.address = address
-        self.host, self.port = host.strip("[]"), int(port)
+        self.host, self.port, self.prefix, self.authority = parse_address(address)
         self.sock = self._reader = None
         # Imported here, not at the first connect: the runtime makes its clients before it loads the handler,
         # and a handler may leave sys.path unusable. By now sys.path holds the function's folders, so a
@@ -132,7 +133,7 @@ class KeepAliveConnection:
             )
             sock.settimeout(None)  # /next may wait for minutes, across freezes of the sandbox
             self.sock, self._reader = sock, sock.makefile("rb")
-        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.address)
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, self.authority)
         head += "User-Agent: %s\r\n" % USER_AGENT
         head += frame_headers(headers)
         if body is not None:
@@ -246,6 +247,33 @@ class KeepAliveConnection:
         return b"".join(parts)
 
 
+def parse_address(address):
+    """(host, port, path prefix, host:port) of AWS_LAMBDA_RUNTIME_API: host:port as Lambda sets it ([::1]:port
+    for IPv6), or an http:// URL with a port and a path that every API path goes under, as other emulators
+    give it (cargo-lambda: http://127.0.0.1:9000/.rt). Anything else: ValueError, with the message to show."""
+    authority, prefix = address, ""
+    scheme, sep, rest = address.partition("://")
+    if sep:
+        authority, slash, path = rest.partition("/")
+        prefix = ("/" + path).rstrip("/") if slash else ""
+    host, colon, port = authority.rpartition(":")
+    valid = (
+        (not sep or scheme.lower() == "http")
+        and colon
+        and host
+        and is_decimal(port)
+        and 0 < int(port) < 65536
+        and "/" not in authority
+        and all(c.isascii() and c.isprintable() and c not in " ?#" for c in address)
+    )
+    if not valid:
+        raise ValueError(
+            "AWS_LAMBDA_RUNTIME_API must be host:port or http://host:port/path, not %r (Lambda sets it to "
+            "host:port; other emulators may give a URL with a path prefix)" % address
+        )
+    return host.strip("[]"), int(port), prefix, authority
+
+
 def frame_headers(headers):
     """Header (or trailer) lines. A value with CR, LF, another control character or non-ASCII would forge
     or break the head: refused, whatever it was built from."""
@@ -272,26 +300,19 @@ class RuntimeApiClient:
     """The Runtime API calls, all over one KeepAliveConnection."""
 
     def __init__(self, address):
-        self.base = "/%s/runtime" % API_VERSION
         self._conn = KeepAliveConnection(address)
+        self.base = "%s/%s/runtime" % (self._conn.prefix, API_VERSION)
 
     def next_invocation(self):
         path = self.base + "/invocation/next"
-        lost = None
-        for delay in (*NEXT_RETRY_DELAYS, None):
-            try:
-                status, headers, body = self._conn.request("GET", path)
+        delay, most = NO_EVENT_DELAYS
+        while True:
+            status, headers, body, lost = self._ask_next(path)
+            if status != 204:
                 break
-            except TransportError as exc:
-                # An event whose head arrived was handed out: it gets an answer, the error invoke() raises.
-                if exc.head is not None:
-                    (status, headers), body, lost = exc.head, b"", exc
-                    break
-                if delay is None:  # nothing was taken: asking again cannot take an event twice
-                    raise RuntimeApiError(
-                        "cannot reach the Runtime API at %s: %s" % (self._conn.address, exc)
-                    ) from exc
-                time.sleep(delay)
+            # No event yet, and none taken: ask again, less often the longer nothing comes.
+            time.sleep(delay)
+            delay = min(delay * 2, most)
         if status != 200:
             raise RuntimeApiError.answered("GET", path, status, body)
         invocation = Invocation(headers, body, lost)
@@ -300,6 +321,21 @@ class RuntimeApiClient:
                 "/next sent an event without Lambda-Runtime-Aws-Request-Id: it cannot be answered"
             )
         return invocation
+
+    def _ask_next(self, path):
+        """(status, headers, body, why the body was lost or None); connection failures retried, boundedly."""
+        for delay in (*NEXT_RETRY_DELAYS, None):
+            try:
+                return (*self._conn.request("GET", path), None)
+            except TransportError as exc:
+                # An event whose head arrived was handed out: it gets an answer, the error invoke() raises.
+                if exc.head is not None:
+                    return (*exc.head, b"", exc)
+                if delay is None:  # nothing was taken: asking again cannot take an event twice
+                    raise RuntimeApiError(
+                        "cannot reach the Runtime API at %s: %s" % (self._conn.address, exc)
+                    ) from exc
+                time.sleep(delay)
 
     def post_response(self, invocation, body, content_type):
         headers = [("Content-Type", content_type)]
