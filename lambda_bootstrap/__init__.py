@@ -1,0 +1,1 @@
+"""The runtime's modules beside bootstrap.py."""
