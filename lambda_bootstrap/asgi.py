@@ -117,7 +117,8 @@ class Exchange:
             if isinstance(item, BaseException):
                 raise item
             chunk, more, taken = item
-            taken.set_result(None)
+            if not taken.done():  # the app may have stopped waiting (cancelled by its own task group)
+                taken.set_result(None)
             if chunk:
                 yield chunk
             if not more:
