@@ -648,11 +648,14 @@ class ExtensionsApiClient:
 
 
 def load_handler(name):
-    """Import the handler named `module.function` (dots or slashes in the module part)."""
-    try:
-        modname, fname = name.rsplit(".", 1)
-    except ValueError as exc:
-        raise RuntimeFault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (name, exc)) from None
+    """Import the handler named `module.function` (dots or slashes in the module part), or the web app named
+    `module:app`, which the runtime then serves (lambda_bootstrap.web)."""
+    modname, web_app, fname = name.partition(":")
+    if not web_app:
+        try:
+            modname, fname = name.rsplit(".", 1)
+        except ValueError as exc:
+            raise RuntimeFault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (name, exc)) from None
     if modname.split(".")[0] in sys.builtin_module_names:
         raise RuntimeFault(
             "Runtime.BuiltInModuleConflict", "Cannot use built-in module %s as a handler module" % modname
@@ -685,6 +688,10 @@ def load_handler(name):
             "Handler '%s' on module '%s' is not callable: it is a %s"
             % (fname, modname, type(handler).__name__),
         )
+    if web_app:
+        from lambda_bootstrap.web import serve_app
+
+        return serve_app(handler)
     return handler
 
 
@@ -1217,7 +1224,10 @@ LOG_SINK = None  # set by main(); context.log() writes here
 def run(config, client):
     """Init once, then answer every event that /next hands out, each exactly once."""
     handler = init(config, client)
+    finish = getattr(handler, "finish", None)  # a web app's work after its response (lambda_bootstrap.web)
     while True:
+        if finish is not None:
+            finish()
         invocation = client.next_invocation()
         begin_invocation(invocation)
         try:
@@ -1363,6 +1373,20 @@ def run_awaitable(awaitable):
 # ---------------------------------------------------------------------------
 # Response streaming (beyond awslambdaric)
 # ---------------------------------------------------------------------------
+
+
+def asgi(app, invoke_mode=None, non_http=None, lifespan="auto"):
+    """`handler = bootstrap.asgi(app)`: a handler serving the ASGI 3 app (see lambda_bootstrap.web)."""
+    from lambda_bootstrap.web import asgi
+
+    return asgi(app, invoke_mode, non_http, lifespan)
+
+
+def wsgi(app, invoke_mode=None, non_http=None):
+    """`handler = bootstrap.wsgi(app)`: a handler serving the WSGI app (see lambda_bootstrap.web)."""
+    from lambda_bootstrap.web import wsgi
+
+    return wsgi(app, invoke_mode, non_http)
 
 
 class StreamingResponse:

@@ -342,22 +342,29 @@ class WebAdapter:
     def __init__(self, app, mode=None, non_http=None):
         self.app = app
         self.invoke_mode = invoke_mode(mode)
-        if non_http is None and os.environ.get("LAMBDA_NON_HTTP_HANDLER"):
-            from bootstrap import load_handler
-
-            non_http = load_handler(os.environ["LAMBDA_NON_HTTP_HANDLER"])
         self.non_http = non_http
 
     def __call__(self, event, context):
         try:
             request = parse_event(event)
         except NotAnHttpEvent:
-            if self.non_http is None:
+            handler = self.non_http or self._named_non_http()
+            if handler is None:
                 raise
-            return self.non_http(event, context)
+            return handler(event, context)
         # ALB and HTTP APIs call Invoke, never InvokeWithResponseStream: their answer is always whole.
         stream = self.invoke_mode == "RESPONSE_STREAM" and request.front.streams
         return self.serve(request, event, context, stream)
+
+    def _named_non_http(self):
+        """LAMBDA_NON_HTTP_HANDLER, loaded when first needed: it may live in the module that makes this
+        adapter, which is not fully imported yet when the adapter is made."""
+        name = os.environ.get("LAMBDA_NON_HTTP_HANDLER")
+        if name:
+            from bootstrap import load_handler
+
+            self.non_http = load_handler(name)
+        return self.non_http
 
     def serve(self, request, event, context, stream):
         raise NotImplementedError
