@@ -14,7 +14,9 @@ The scope carries the raw event and the context as `scope["aws.event"]` and `sco
 import asyncio
 import logging
 
+from lambda_bootstrap.event_loop import run_awaitable as _run
 from lambda_bootstrap.http_front import WebAdapter, streamed
+from lambda_bootstrap.shutdown import on_shutdown
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 LIFESPAN_MODES = ("auto", "on", "off")
@@ -27,12 +29,6 @@ class ClientDisconnected(OSError):
 
 class LifespanFailure(Exception):
     """The app's lifespan startup failed (an init error) or its shutdown did."""
-
-
-def _run(awaitable):
-    from bootstrap import run_awaitable
-
-    return run_awaitable(awaitable)
 
 
 class AsgiAdapter(WebAdapter):
@@ -48,8 +44,6 @@ class AsgiAdapter(WebAdapter):
         if lifespan != "off":
             self._lifespan = _run(Lifespan.start(app, self.state, required=lifespan == "on"))
         if self._lifespan is not None:
-            from bootstrap import on_shutdown
-
             on_shutdown(self.shutdown)
 
     def serve(self, request, event, context, stream):

@@ -361,9 +361,9 @@ class WebAdapter:
         adapter, which is not fully imported yet when the adapter is made."""
         name = os.environ.get("LAMBDA_NON_HTTP_HANDLER")
         if name:
-            from bootstrap import load_handler
+            import bootstrap  # the runtime's handler loading, as for _HANDLER
 
-            self.non_http = load_handler(name)
+            self.non_http = bootstrap.load_handler(name)
         return self.non_http
 
     def serve(self, request, event, context, stream):
@@ -376,7 +376,7 @@ class WebAdapter:
 
 def streamed(front, status, headers, chunks):
     """The runtime's streamed HTTP response: `front`'s prelude (status, headers, cookies), then `chunks`."""
-    from bootstrap import HttpStreamingResponse
+    from lambda_bootstrap.streaming import HttpStreamingResponse
 
     response = HttpStreamingResponse(chunks, status)
     response.metadata = front.prelude_metadata(status, headers)

@@ -8,7 +8,6 @@ an app whose call is a coroutine function is ASGI 3, any other callable WSGI, an
 `LAMBDA_WEB_INTERFACE=asgi|wsgi` overrides that for an app that hides what it is.
 """
 
-import inspect
 import os
 
 WEB_INTERFACES = ("asgi", "wsgi")
@@ -42,4 +41,6 @@ def serve_app(app):
 
 def is_asgi(app):
     """Whether calling `app` runs a coroutine: an `async def` function, or an object whose call is one."""
+    import inspect
+
     return inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)

@@ -236,6 +236,7 @@ def test_a_sigterm_right_after_a_fork_reaches_that_worker(lmi_api, tmp_path):
         "    return pid\n"
         "os.fork = fork_then_sigterm\n"
         "sys.argv = [sys.argv[1]]\n"
+        "sys.path[0] = os.path.dirname(sys.argv[0])  # as `python bootstrap.py` has it: lambda_bootstrap/ beside\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
     settings = {

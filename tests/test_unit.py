@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bootstrap
+from lambda_bootstrap import logs
 
 try:  # the reference needs Python 3.10+; on 3.9 only our own assertions run
     from awslambdaric import bootstrap as ric_bootstrap
@@ -703,12 +704,12 @@ def test_text_formatter_ends_the_record_after_the_traceback():
 
 
 def test_request_id_filter_falls_back_to_the_current_invocation(monkeypatch):
-    monkeypatch.setitem(bootstrap._current, "request_id", "from-loop")
+    monkeypatch.setitem(logs._current, "request_id", "from-loop")
     record = make_record("m")
     context = __import__("contextvars").Context()
     context.run(bootstrap.RequestIdFilter().filter, record)
     assert record.aws_request_id == "from-loop"
-    context.run(bootstrap._request_id.set, "from-task")
+    context.run(logs._request_id.set, "from-task")
     context.run(bootstrap.RequestIdFilter().filter, record)
     assert record.aws_request_id == "from-task"
 

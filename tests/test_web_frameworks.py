@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import bootstrap
+from lambda_bootstrap import logs, shutdown
 from lambda_bootstrap.asgi import AsgiAdapter
 from lambda_bootstrap.wsgi import WsgiAdapter
 
@@ -51,7 +52,7 @@ def django_site():
 def shutdown_hooks(monkeypatch):
     """The adapters' lifespan shutdowns, run at the end of each test as Lambda's SIGTERM would."""
     hooks = []
-    monkeypatch.setattr(bootstrap, "_shutdown_hooks", hooks)
+    monkeypatch.setattr(shutdown, "hooks", hooks)
     yield hooks
     for hook in reversed(hooks):
         hook()
@@ -63,7 +64,7 @@ def body_of(answer):
 
 def drain(response):
     """[(seconds since the first piece, piece)] as the runtime would post them, and the trailers."""
-    bootstrap.LOG_SINK = bootstrap.LogSink(False, stream=open("/dev/null", "w"))  # noqa: SIM115
+    logs.LOG_SINK = bootstrap.LogSink(False, stream=open("/dev/null", "w"))  # noqa: SIM115
     stream = bootstrap.OutgoingStream(response, "req-1")
     timed, start = [], time.monotonic()
     for piece in stream:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import bootstrap
+from lambda_bootstrap import logs, shutdown
 from lambda_bootstrap.asgi import AsgiAdapter, LifespanFailure
 from lambda_bootstrap.http_front import NotAnHttpEvent
 from lambda_bootstrap.wsgi import WsgiAdapter
@@ -195,7 +196,7 @@ def test_invoke_mode_is_checked(monkeypatch):
 def drain(response):
     """The pieces the runtime would post, and the trailers it would add."""
     stream = bootstrap.OutgoingStream(response, "req-1")
-    bootstrap.LOG_SINK = bootstrap.LogSink(False, stream=open("/dev/null", "w"))  # noqa: SIM115
+    logs.LOG_SINK = bootstrap.LogSink(False, stream=open("/dev/null", "w"))  # noqa: SIM115
     pieces = list(stream)
     return pieces, stream.trailers()
 
@@ -278,7 +279,7 @@ def lifespan_app(log, fail_startup=False):
 
 def test_lifespan_startup_runs_once_and_its_state_reaches_requests(monkeypatch):
     hooks = []
-    monkeypatch.setattr(bootstrap, "_shutdown_hooks", hooks)
+    monkeypatch.setattr(shutdown, "hooks", hooks)
     log = []
     handler = AsgiAdapter(lifespan_app(log))
     assert log == ["startup"] and hooks == [handler.shutdown]  # graceful shutdown is asked for
@@ -292,14 +293,14 @@ def test_lifespan_startup_runs_once_and_its_state_reaches_requests(monkeypatch):
 
 
 def test_lifespan_startup_failure_is_raised_at_init(monkeypatch):
-    monkeypatch.setattr(bootstrap, "_shutdown_hooks", [])
+    monkeypatch.setattr(shutdown, "hooks", [])
     with pytest.raises(LifespanFailure, match="no database"):
         AsgiAdapter(lifespan_app([], fail_startup=True))
 
 
 def test_an_app_without_lifespan_is_served_unless_lifespan_is_required(monkeypatch):
     hooks = []
-    monkeypatch.setattr(bootstrap, "_shutdown_hooks", hooks)
+    monkeypatch.setattr(shutdown, "hooks", hooks)
     assert AsgiAdapter(asgi_app)(make_event("url", path="/status/204"), None)["statusCode"] == 204
     assert hooks == []
     with pytest.raises(LifespanFailure, match="no lifespan support"):
