@@ -140,6 +140,8 @@ class Exchange:
         except BaseException as exc:
             if not self.complete and not self._gone.is_set():
                 self._messages.put_nowait(exc)
+            elif isinstance(exc, ClientDisconnected):
+                logger.info("the response could not be delivered: %s", exc)
             elif isinstance(exc, Exception):
                 logger.exception("the app failed after its response was complete")
             else:

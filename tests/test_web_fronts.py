@@ -305,3 +305,46 @@ def test_an_app_without_lifespan_is_served_unless_lifespan_is_required(monkeypat
     assert hooks == []
     with pytest.raises(LifespanFailure, match="no lifespan support"):
         AsgiAdapter(asgi_app, lifespan="on")
+
+
+def endless_apps(log):
+    async def asgi(scope, receive, send):
+        await receive()  # the request
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+        except OSError as exc:  # ClientDisconnected
+            log.append(type(exc).__name__)
+        log.append((await receive())["type"])
+
+    def wsgi(environ, start_response):
+        start_response("200 OK", [])
+
+        def ticks():
+            try:
+                while True:
+                    yield b"tick"
+            finally:
+                log.append("closed")
+
+        return ticks()
+
+    return {"asgi": AsgiAdapter(asgi, lifespan="off"), "wsgi": WsgiAdapter(wsgi)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "heard"), [("asgi", ["ClientDisconnected", "http.disconnect"]), ("wsgi", ["closed"])]
+)
+def test_a_stream_that_cannot_be_delivered_tells_the_app_and_does_not_hang(kind, heard):
+    """The runtime stops taking chunks (its connection broke, the client is gone): finish() ends the app's
+    part: the ASGI app's send raises and its receive says http.disconnect; the WSGI iterable is closed."""
+    log = []
+    handler = endless_apps(log)[kind]
+    handler.invoke_mode = "RESPONSE_STREAM"
+    stream = iter(bootstrap.OutgoingStream(handler(make_event("url", path="/"), None), "req-1"))
+    assert next(stream).endswith(b"\0" * 8)  # the prelude
+    assert next(stream) == b"tick"
+    assert log == []
+    handler.finish()  # returns: nothing waits for chunks nobody will take
+    assert log == heard
