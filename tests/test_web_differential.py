@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+import apig_wsgi
+import mangum
 import pytest
 
 from lambda_bootstrap.asgi import AsgiAdapter
@@ -18,9 +20,6 @@ from lambda_bootstrap.wsgi import WsgiAdapter
 sys.path.insert(0, str(Path(__file__).parent / "web_apps"))
 from events import FRONTS, make_event
 from probe import asgi_app, wsgi_app
-
-apig_wsgi = pytest.importorskip("apig_wsgi")
-mangum = pytest.importorskip("mangum")
 
 ECHO = dict(
     method="POST",

@@ -44,7 +44,6 @@ def flask_app():
 
 @pytest.fixture(scope="module")
 def django_site():
-    pytest.importorskip("django")
     return load("djsite", "django_site/djsite.py")
 
 
