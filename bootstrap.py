@@ -424,7 +424,7 @@ def answer(client, invocation, result):
         size = len(body)
     if status is None:
         logs.LOG_SINK.write_runtime_message(
-            "the streamed response for %s was sent; its answer was lost (%s)" % (invocation.request_id, reply)
+            "the streamed response for %s %s" % (invocation.request_id, reply)
         )
     elif status == 413 and size is not None:
         logs.LOG_SINK.write_runtime_message(

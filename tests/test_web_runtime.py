@@ -196,3 +196,55 @@ def test_same_answers_as_the_references_on_awslambdaric(
     ours, theirs = answers["ours"]["alb-multi"], answers[ric]["alb-multi"]
     assert ours["multiValueHeaders"]["set-cookie"] == theirs["multiValueHeaders"]["set-cookie"]
     assert answers["ours"]["cookies"]["cookies"] == answers[ric]["cookies"]["cookies"]
+
+
+def test_a_stream_cut_short_by_its_connection_is_settled_and_the_app_told(tmp_path):
+    """The connection under a streamed answer closes mid-body (what a caller that went away could look like
+    from inside): post_stream reports it instead of raising, so the loop goes on to /next; finish() tells the
+    app. The server here reads the head and a little body, then resets the connection."""
+    import socket
+    import struct
+    import threading
+
+    from bootstrap import OutgoingStream, RuntimeApiClient
+    from lambda_bootstrap import logs
+    from lambda_bootstrap.asgi import AsgiAdapter
+    from lambda_bootstrap.runtime_api import Invocation
+
+    heard = []
+
+    async def endless(scope, receive, send):
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 4096, "more_body": True})
+        except OSError as exc:
+            heard.append(type(exc).__name__)
+
+    server = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def cut():
+        conn, _ = server.accept()
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < 20000:
+            data += conn.recv(65536)
+        received.append(data)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        conn.close()
+
+    thread = threading.Thread(target=cut, daemon=True)
+    thread.start()
+    logs.LOG_SINK = logs.LogSink(False, stream=open(tmp_path / "log", "w"))  # noqa: SIM115
+    handler = AsgiAdapter(endless, mode="RESPONSE_STREAM", lifespan="off")
+    invocation = Invocation({"lambda-runtime-aws-request-id": "rid-1"}, b"")
+    stream = OutgoingStream(handler(make_event("url", path="/"), None), "rid-1")
+    client = RuntimeApiClient("127.0.0.1:%d" % server.getsockname()[1])
+    status, reply = client.post_stream(invocation, stream)
+    thread.join(10)
+    server.close()
+    assert received and received[0].startswith(b"POST /2018-06-01/runtime/invocation/rid-1/response")
+    assert status is None and reply.startswith("was cut short: "), reply
+    handler.finish()
+    assert heard == ["ClientDisconnected"]
