@@ -15,7 +15,7 @@ import asyncio
 import logging
 
 from lambda_bootstrap.event_loop import run_awaitable as _run
-from lambda_bootstrap.http_front import WebAdapter, streamed
+from lambda_bootstrap.http_front import WebAdapter, header_text, streamed
 from lambda_bootstrap.shutdown import on_shutdown
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
@@ -75,7 +75,7 @@ class AsgiAdapter(WebAdapter):
             "raw_path": request.raw_path.encode("utf-8"),
             "root_path": request.root_path,
             "query_string": request.query,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in request.headers],
+            "headers": [(k.encode("latin-1"), v.encode("utf-8")) for k, v in request.headers],
             "client": request.client,
             "server": request.server,
             "state": dict(self.state),
@@ -165,7 +165,7 @@ class Exchange:
         kind = message["type"]
         if kind == "http.response.start" and self.status is None:
             self.status = message["status"]
-            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers") or ()]
+            headers = [(header_text(k), header_text(v)) for k, v in message.get("headers") or ()]
             self._messages.put_nowait((self.status, headers))
         elif kind == "http.response.body" and self.status is not None and not self.complete:
             more = bool(message.get("more_body", False))

@@ -67,9 +67,13 @@ class HttpRequest:
         self.client = (client_ip, 0) if client_ip else None
         self.scheme = self.header("x-forwarded-proto", "https").split(",")[0].strip() or "https"
         host = self.header("host", "lambda")
-        name, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
-        default_port = 443 if self.scheme == "https" else 80
-        self.server = (name, int(port) if port else int(self.header("x-forwarded-port", "") or default_port))
+        name, colon, port = host.rpartition(":")
+        if not (colon and port.isdigit()):  # no port in Host: the one the front says, else the scheme's
+            name, port = (
+                host,
+                self.header("x-forwarded-port", "") or ("443" if self.scheme == "https" else "80"),
+            )
+        self.server = (name, int(port) if port.isdigit() else 443)
 
     def header(self, name, default=None):
         for key, value in self.headers:
@@ -230,6 +234,14 @@ def _grouped(headers):
 def _joined(headers):
     """{name: value}, repeated headers joined with ", " as HTTP allows for all but Set-Cookie."""
     return {name: ", ".join(values) for name, values in _grouped(headers).items()}
+
+
+def header_text(raw):
+    """A header's bytes as text for the front's JSON: UTF-8 when they are, else each byte one character."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def _split_cookies(headers):

@@ -8,9 +8,12 @@ the body is done, or in `finish()` if the runtime could not send it all.
 
 import io
 import itertools
+import logging
 import sys
 
-from lambda_bootstrap.http_front import WebAdapter, streamed
+from lambda_bootstrap.http_front import WebAdapter, header_text, streamed
+
+logger = logging.getLogger("lambda_bootstrap.wsgi")
 
 
 class WsgiAdapter(WebAdapter):
@@ -21,10 +24,8 @@ class WsgiAdapter(WebAdapter):
         self._pending = None
 
     def serve(self, request, event, context, stream):
-        response = Response()
-        result = self.app(self.environ(request, event, context), response.start_response)
-        body = response.body(result)
-        self._pending = body
+        response = self._pending = Response()
+        body = response.run(self.app, self.environ(request, event, context))
         if not response.started:  # the app calls start_response from its iterable: wait for its first item
             body = itertools.chain([next(body, b"")], body)
             if not response.started:
@@ -34,9 +35,12 @@ class WsgiAdapter(WebAdapter):
         return request.front.answer(response.status, response.headers, b"".join(body))
 
     def finish(self):
-        body, self._pending = self._pending, None
-        if body is not None:
-            body.close()
+        response, self._pending = self._pending, None
+        if response is not None:
+            try:
+                response.close()  # done already, unless the runtime stopped taking the body early
+            except Exception:
+                logger.exception("the WSGI app's close() failed")
 
     @staticmethod
     def environ(request, event, context):
@@ -67,6 +71,7 @@ class WsgiAdapter(WebAdapter):
             if name == "content-length":
                 continue  # the decoded body's length is the one that counts
             key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
+            value = _native(value)
             if key in environ:
                 value = environ[key] + ("; " if name == "cookie" else ", ") + value
             environ[key] = value
@@ -85,28 +90,38 @@ class Response:
         self.started = False
         self.status = self.headers = None
         self._written = []
+        self._result = None
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None and self.started:
             raise exc_info[1].with_traceback(exc_info[2])
         self.status = int(status.split(None, 1)[0])
-        self.headers = list(headers)
+        self.headers = [(name, header_text(value.encode("latin-1"))) for name, value in headers]
         self.started = True
         return self._written.append
 
-    def body(self, result):
-        """The body's pieces as the app produces them (what it wrote, then its items); closes the iterable."""
+    def run(self, app, environ):
+        """Call the app; the body's pieces as it produces them (what it wrote, then its items)."""
+        self._result = app(environ, self.start_response)
+        return self._pieces()
+
+    def _pieces(self):
         try:
-            for item in result:
+            for item in self._result:
                 if self._written:
                     yield from self._take_written()
                 if item:
                     yield item
             yield from self._take_written()
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            self.close()
+
+    def close(self):
+        """The iterable's close(), once (PEP 3333), whether or not the body was read to its end."""
+        result, self._result = self._result, None
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
     def _take_written(self):
         written, self._written[:] = list(self._written), []

@@ -45,15 +45,16 @@ def web_zips(tmp_path_factory):
     return get
 
 
-def invoke_under_rie(zip_path, event):
+def invoke_under_rie(zip_path, event, *env):
+    """The answer's bytes, as the RIE hands them to its caller."""
+    env_args = [arg for pair in env for arg in ("--env", pair)]
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "lambda_root.py"), "invoke", "--task", str(zip_path),
-         "--handler", "main:app", "--event", json.dumps(event)],
-        cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+         "--handler", "main:app", "--event", json.dumps(event), *env_args],
+        cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, capture_output=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    body = proc.stdout.split("--- response: HTTP 200 ---\n", 1)[1].split("\ninit duration:", 1)[0]
-    return json.loads(body)
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]).decode(errors="replace")
+    return proc.stdout.split(b"--- response: HTTP 200 ---\n", 1)[1].rsplit(b"\ninit duration:", 1)[0]
 
 
 def streamed_in_root(zip_path, event, tmp_path):
@@ -82,7 +83,9 @@ def streamed_in_root(zip_path, event, tmp_path):
 
 
 def test_fastapi_app_answers_buffered_under_the_rie(web_zips):
-    answer = invoke_under_rie(web_zips("fastapi"), make_event("url", path="/items/7", query=[("q", "x")]))
+    answer = json.loads(
+        invoke_under_rie(web_zips("fastapi"), make_event("url", path="/items/7", query=[("q", "x")]))
+    )
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"]) == {"item_id": 7, "q": "x", "tags": []}
 
@@ -103,8 +106,19 @@ def test_fastapi_sse_streams_in_the_root_with_each_event_on_time(web_zips, tmp_p
     assert a.chunks[0].at - started < a.chunks[-1].at - started - 1.0  # the prelude came long before the end
 
 
+def test_a_streamed_answer_reaches_a_buffering_caller_as_prelude_nuls_and_body(web_zips):
+    """What the RIE (which buffers every stream, as a plain Invoke of a streaming function is answered whole)
+    hands its caller: the prelude, eight NULs and the body, as one payload. Hence stream mode only for fronts
+    that stream."""
+    event = make_event("url", path="/events", query=[("n", "2"), ("interval", "0")])
+    payload = invoke_under_rie(web_zips("fastapi"), event, "LAMBDA_INVOKE_MODE=RESPONSE_STREAM")
+    metadata, nuls, body = payload.partition(b"\0" * 8)
+    assert nuls and json.loads(metadata)["statusCode"] == 200
+    assert body.count(b"event: tick") == 2
+
+
 def test_flask_app_answers_buffered_under_the_rie(web_zips):
-    answer = invoke_under_rie(web_zips("flask"), make_event("rest", path="/hello"))
+    answer = json.loads(invoke_under_rie(web_zips("flask"), make_event("rest", path="/hello")))
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"]) == {"message": "hello", "url": "/prod/hello"}
 

@@ -348,3 +348,48 @@ def test_a_stream_that_cannot_be_delivered_tells_the_app_and_does_not_hang(kind,
     assert log == []
     handler.finish()  # returns: nothing waits for chunks nobody will take
     assert log == heard
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_ascii_header_values_survive_both_ways(kind):
+    """A UTF-8 header value from the front reaches the app as its UTF-8 bytes (ASGI) or their native string
+    (WSGI, PEP 3333), and comes back as the same text."""
+    seen = echo(kind, "rest", headers=[("x-name", "zoë"), ("x-name", "zoë")])
+    values = [v for k, v in seen["headers"] if k.lower() in ("x-name", "http_x_name")]
+    if kind == "wsgi":  # native strings: the UTF-8 bytes, one character each
+        values = [v.encode("latin-1").decode("utf-8") for v in values]
+    assert values == (["zoë", "zoë"] if kind == "asgi" else ["zoë, zoë"])
+
+    async def asgi_app_(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-name", "zoë".encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+    def wsgi_app_(environ, start_response):
+        start_response("200 OK", [("X-Name", "zoë".encode().decode("latin-1"))])
+        return [environ["HTTP_X_NAME"].encode("latin-1")]
+
+    if kind == "asgi":
+        answer = AsgiAdapter(asgi_app_, lifespan="off")(make_event("url", path="/"), None)
+    else:
+        answer = WsgiAdapter(wsgi_app_)(make_event("url", path="/", headers=[("x-name", "zoë")]), None)
+        assert body_of(answer) == "zoë".encode()
+    assert {k.lower(): v for k, v in answer["headers"].items()}["x-name"] == "zoë"
+
+
+def test_a_failing_close_after_an_abandoned_stream_is_logged_not_raised(caplog):
+    class Body:
+        def __iter__(self):
+            return iter([b"a", b"b"])
+
+        def close(self):
+            raise RuntimeError("close failed")
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return Body()
+
+    handler = WsgiAdapter(app, mode="RESPONSE_STREAM")
+    stream = iter(bootstrap.OutgoingStream(handler(make_event("url", path="/"), None), "req-1"))
+    next(stream)
+    handler.finish()  # the runtime goes on
+    assert "the WSGI app's close() failed" in caplog.text
