@@ -248,3 +248,62 @@ def test_a_stream_cut_short_by_its_connection_is_settled_and_the_app_told(tmp_pa
     assert status is None and reply.startswith("was cut short: "), reply
     handler.finish()
     assert heard == ["ClientDisconnected"]
+
+
+FRAMEWORK_STREAMS = {
+    "fastapi-sse": (
+        WEB_APPS / "fastapi_sse",
+        "main:app",
+        "/events",
+        [("n", "3"), ("interval", "0.3")],
+        b"event: tick",
+    ),
+    "flask": (WEB_APPS / "flask_app", "main:app", "/stream", [("n", "3"), ("interval", "0.3")], b"line "),
+    "django-asgi": (
+        WEB_APPS / "django_site",
+        "djsite:asgi_app",
+        "/astream",
+        [("n", "3"), ("interval", "0.3")],
+        b"line ",
+    ),
+    "django-wsgi": (
+        WEB_APPS / "django_site",
+        "djsite:wsgi_app",
+        "/stream",
+        [("n", "3"), ("interval", "0.3")],
+        b"line ",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FRAMEWORK_STREAMS)
+def test_frameworks_stream_through_the_runtime(fake_api, runtime, name):
+    task_root, handler, path, query, marker = FRAMEWORK_STREAMS[name]
+    proc = start(runtime, handler, env={"LAMBDA_INVOKE_MODE": "RESPONSE_STREAM"}, task_root=task_root)
+    a = ask(fake_api, proc, make_event("url", path=path, query=query), timeout=30)
+    assert a.chunked and a.trailers is not None and len(a.trailers.items) == 0, a
+    metadata, _, body = a.body.partition(b"\0" * 8)
+    assert json.loads(metadata)["statusCode"] == 200
+    pieces = [c for c in a.chunks if c.size][1:]  # after the prelude
+    assert body.count(marker) == 3 and len(pieces) == 3, a.chunks
+    gaps = [later.at - earlier.at for earlier, later in zip(pieces, pieces[1:])]
+    assert all(g >= 0.25 for g in gaps), gaps
+
+
+@pytest.mark.parametrize(
+    ("task_root", "handler", "path", "expected"),
+    [
+        (WEB_APPS / "django_site", "djsite:asgi_app", "/hello", {"path": "/prod/hello", "script": "/prod"}),
+        (WEB_APPS / "django_site", "djsite:wsgi_app", "/hello", {"path": "/prod/hello", "script": "/prod"}),
+        (WEB_APPS / "flask_app", "main:app", "/hello", {"url": "/prod/hello"}),
+        (WEB_APPS, "starlette_app:app", "/", {"greeting": "hello from startup", "root_path": "/prod"}),
+    ],
+)
+def test_frameworks_answer_buffered_through_the_runtime(
+    fake_api, runtime, task_root, handler, path, expected
+):
+    proc = start(runtime, handler, task_root=task_root)
+    answer = ask(fake_api, proc, make_event("rest", path=path), timeout=30).json()
+    assert answer["statusCode"] == 200, answer
+    seen = json.loads(body_of(answer))
+    assert {k: seen[k] for k in expected} == expected
