@@ -68,11 +68,9 @@ class HttpRequest:
         self.scheme = self.header("x-forwarded-proto", "https").split(",")[0].strip() or "https"
         host = self.header("host", "lambda")
         name, colon, port = host.rpartition(":")
-        if not (colon and port.isdigit()):  # no port in Host: the one the front says, else the scheme's
-            name, port = (
-                host,
-                self.header("x-forwarded-port", "") or ("443" if self.scheme == "https" else "80"),
-            )
+        if not (colon and port.isdigit()):  # no port in Host: the one the front names, else the scheme's
+            name = host
+            port = self.header("x-forwarded-port", "") or ("443" if self.scheme == "https" else "80")
         self.server = (name, int(port) if port.isdigit() else 443)
 
     def header(self, name, default=None):
@@ -116,7 +114,8 @@ def describe_event(event):
         return "a batch of %d record(s) from %s" % (len(records), source)
     if event.get("source") and "detail-type" in event:
         return "an EventBridge event (source %r, detail-type %r)" % (event["source"], event["detail-type"])
-    if "version" in event and "requestContext" in event and "http" not in (event["requestContext"] or {}):
+    context = event.get("requestContext")
+    if "version" in event and not (isinstance(context, dict) and "http" in context):
         return "a payload %s event without requestContext.http" % event.get("version")
     keys = sorted(str(key) for key in event)
     shown = ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
@@ -125,9 +124,12 @@ def describe_event(event):
 
 def _body(event):
     body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        return base64.b64decode(body)
-    return body.encode("utf-8")
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the request body is marked isBase64Encoded but is not base64: %s" % exc) from None
 
 
 def _lower_pairs(single, multi):

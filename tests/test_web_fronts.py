@@ -393,3 +393,10 @@ def test_a_failing_close_after_an_abandoned_stream_is_logged_not_raised(caplog):
     next(stream)
     handler.finish()  # the runtime goes on
     assert "the WSGI app's close() failed" in caplog.text
+
+
+def test_a_body_marked_base64_that_is_not_is_a_clear_error():
+    event = make_event("url", "POST", "/echo", body=b"x")
+    event.update(body="not base64!", isBase64Encoded=True)
+    with pytest.raises(ValueError, match="marked isBase64Encoded but is not base64"):
+        adapter("asgi")(event, None)
