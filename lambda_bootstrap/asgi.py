@@ -14,7 +14,7 @@ The scope carries the raw event and the context as `scope["aws.event"]` and `sco
 import asyncio
 import logging
 
-from lambda_bootstrap.event_loop import run_awaitable as _run
+from lambda_bootstrap.event_loop import run_awaitable
 from lambda_bootstrap.http_front import WebAdapter, header_text, streamed
 from lambda_bootstrap.shutdown import on_shutdown
 
@@ -34,35 +34,35 @@ class LifespanFailure(Exception):
 class AsgiAdapter(WebAdapter):
     """`handler = AsgiAdapter(app)`: a Lambda handler serving the ASGI 3 `app`."""
 
-    def __init__(self, app, mode=None, non_http=None, lifespan="auto"):
-        super().__init__(app, mode, non_http)
+    def __init__(self, app, invoke_mode=None, non_http=None, lifespan="auto"):
+        super().__init__(app, invoke_mode, non_http)
         if lifespan not in LIFESPAN_MODES:
             raise ValueError("lifespan %r: it is one of %s" % (lifespan, ", ".join(LIFESPAN_MODES)))
         self.state = {}
         self._pending = None
         self._lifespan = None
         if lifespan != "off":
-            self._lifespan = _run(Lifespan.start(app, self.state, required=lifespan == "on"))
+            self._lifespan = run_awaitable(Lifespan.start(app, self.state, required=lifespan == "on"))
         if self._lifespan is not None:
             on_shutdown(self.shutdown)
 
     def serve(self, request, event, context, stream):
         exchange = Exchange(self.app, self._scope(request, event, context), request.body)
         self._pending = exchange
-        status, headers = _run(exchange.started())
+        status, headers = run_awaitable(exchange.started())
         if stream:
             return streamed(request.front, status, headers, exchange.chunks())
-        return request.front.answer(status, headers, _run(exchange.whole_body()))
+        return request.front.answer(status, headers, run_awaitable(exchange.whole_body()))
 
     def finish(self):
         exchange, self._pending = self._pending, None
         if exchange is not None:
-            _run(exchange.finish())
+            run_awaitable(exchange.finish())
 
     def shutdown(self):
         lifespan, self._lifespan = self._lifespan, None
         if lifespan is not None:
-            _run(lifespan.stop())
+            run_awaitable(lifespan.stop())
 
     def _scope(self, request, event, context):
         return {
@@ -192,7 +192,7 @@ class Lifespan:
     async def start(cls, app, state, required):
         """A started Lifespan, or None when the app does not take part (and `required` is false)."""
         lifespan = cls(app, state)
-        lifespan._task = asyncio.ensure_future(lifespan._run())
+        lifespan._task = asyncio.ensure_future(lifespan.run_awaitable())
         lifespan._inbox.put_nowait({"type": "lifespan.startup"})
         reply = await lifespan._outbox.get()
         if isinstance(reply, BaseException):
@@ -213,7 +213,7 @@ class Lifespan:
             raise LifespanFailure("lifespan shutdown failed: %s" % (reply.get("message") or "no message"))
         await asyncio.wait([self._task])
 
-    async def _run(self):
+    async def run_awaitable(self):
         scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
         try:
             await self.app(scope, self._inbox.get, self._outbox.put)

@@ -338,7 +338,7 @@ def _case_variants(name):
 INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
 
 
-def invoke_mode(value=None):
+def chosen_invoke_mode(value=None):
     """The invoke mode, in the words of a Function URL's InvokeMode: the argument, else LAMBDA_INVOKE_MODE,
     else BUFFERED. The event does not say which mode the caller used, so the function must be told."""
     mode = (value or os.environ.get("LAMBDA_INVOKE_MODE") or "BUFFERED").strip().upper()
@@ -353,9 +353,9 @@ class WebAdapter:
     """A Lambda handler that serves a web app: `adapter(event, context)`. Subclasses serve one request
     (`serve`); this class picks the front, the invoke mode, and the handler for events that are not HTTP."""
 
-    def __init__(self, app, mode=None, non_http=None):
+    def __init__(self, app, invoke_mode=None, non_http=None):
         self.app = app
-        self.invoke_mode = invoke_mode(mode)
+        self.invoke_mode = chosen_invoke_mode(invoke_mode)
         self.non_http = non_http
 
     def __call__(self, event, context):

@@ -19,8 +19,8 @@ logger = logging.getLogger("lambda_bootstrap.wsgi")
 class WsgiAdapter(WebAdapter):
     """`handler = WsgiAdapter(app)`: a Lambda handler serving the WSGI `app`."""
 
-    def __init__(self, app, mode=None, non_http=None):
-        super().__init__(app, mode, non_http)
+    def __init__(self, app, invoke_mode=None, non_http=None):
+        super().__init__(app, invoke_mode, non_http)
         self._pending = None
 
     def serve(self, request, event, context, stream):

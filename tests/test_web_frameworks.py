@@ -109,7 +109,7 @@ def test_fastapi_form_post_base64_body(fastapi_app):
 
 
 def test_fastapi_sse_streams_event_by_event(fastapi_app):
-    handler = AsgiAdapter(fastapi_app, mode="RESPONSE_STREAM")
+    handler = AsgiAdapter(fastapi_app, invoke_mode="RESPONSE_STREAM")
     response = handler(make_event("url", path="/events", query=[("n", "3"), ("interval", "0.3")]), None)
     timed, trailers = drain(response)
     metadata, _ = split_prelude(timed[0][1])
@@ -129,7 +129,9 @@ def test_fastapi_sse_buffered_is_the_whole_body(fastapi_app):
 
 
 def test_fastapi_streaming_csv_on_a_rest_api_that_streams(fastapi_app):
-    response = AsgiAdapter(fastapi_app, mode="RESPONSE_STREAM")(make_event("rest", path="/export.csv"), None)
+    response = AsgiAdapter(fastapi_app, invoke_mode="RESPONSE_STREAM")(
+        make_event("rest", path="/export.csv"), None
+    )
     timed, _ = drain(response)
     metadata, _ = split_prelude(timed[0][1])
     assert metadata["multiValueHeaders"]["content-type"] == ["text/csv; charset=utf-8"]
@@ -166,7 +168,7 @@ def test_django_view_and_streaming_response(django_site, kind):
     assert seen["message"] == "hello" and seen["path"] == "/prod/hello" and seen["script"] == "/prod"
     route = "/astream" if kind == "asgi" else "/stream"  # Django streams only async iterators under ASGI
     event = make_event("url", path=route, query=[("n", "3"), ("interval", "0.2")])
-    response = adapter(app, mode="RESPONSE_STREAM")(event, None)
+    response = adapter(app, invoke_mode="RESPONSE_STREAM")(event, None)
     timed, trailers = drain(response)
     assert [p for _, p in timed[1:]] == [b"line 0\n", b"line 1\n", b"line 2\n"]
     assert timed[-1][0] - timed[1][0] >= 0.35 and trailers == []
@@ -188,7 +190,7 @@ def test_flask_json_and_url_for_under_a_stage(flask_app):
 
 
 def test_flask_streamed_generator(flask_app):
-    handler = WsgiAdapter(flask_app, mode="RESPONSE_STREAM")
+    handler = WsgiAdapter(flask_app, invoke_mode="RESPONSE_STREAM")
     timed, _ = drain(handler(make_event("url", path="/stream", query=[("interval", "0.3")]), None))
     metadata, _ = split_prelude(timed[0][1])
     assert metadata["headers"]["Content-Type"] == "text/plain; charset=utf-8"

@@ -188,7 +188,7 @@ def test_app_exception_before_the_response_is_the_invocations_error(kind):
 
 def test_invoke_mode_is_checked(monkeypatch):
     with pytest.raises(ValueError, match="BUFFERED or RESPONSE_STREAM"):
-        adapter("wsgi", mode="STREAM")
+        adapter("wsgi", invoke_mode="STREAM")
     monkeypatch.setenv("LAMBDA_INVOKE_MODE", "response_stream")
     assert adapter("wsgi").invoke_mode == "RESPONSE_STREAM"
 
@@ -209,7 +209,7 @@ def prelude_of(piece):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_streamed_function_url_answer_has_the_prelude_then_each_chunk(kind):
-    response = adapter(kind, mode="RESPONSE_STREAM")(
+    response = adapter(kind, invoke_mode="RESPONSE_STREAM")(
         make_event("url", path="/stream", query=[("n", "3")]), None
     )
     assert response.content_type == "application/vnd.awslambda.http-integration-response"
@@ -222,11 +222,11 @@ def test_streamed_function_url_answer_has_the_prelude_then_each_chunk(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_streamed_prelude_carries_cookies_and_repeated_headers_per_front(kind):
-    url = adapter(kind, mode="RESPONSE_STREAM")(make_event("url", path="/cookies"), None)
+    url = adapter(kind, invoke_mode="RESPONSE_STREAM")(make_event("url", path="/cookies"), None)
     metadata, _ = prelude_of(drain(url)[0][0])
     assert metadata["cookies"] == ["a=1; Path=/", "b=2; HttpOnly"]
     assert metadata["headers"]["x-multi"] == "one, two"
-    rest = adapter(kind, mode="RESPONSE_STREAM")(make_event("rest", path="/cookies"), None)
+    rest = adapter(kind, invoke_mode="RESPONSE_STREAM")(make_event("rest", path="/cookies"), None)
     metadata, _ = prelude_of(drain(rest)[0][0])
     assert metadata["multiValueHeaders"]["set-cookie"] == ["a=1; Path=/", "b=2; HttpOnly"]
     assert metadata["multiValueHeaders"]["x-multi"] == ["one", "two"]
@@ -235,13 +235,13 @@ def test_streamed_prelude_carries_cookies_and_repeated_headers_per_front(kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("front", ["alb", "alb-multi", "http"])
 def test_fronts_that_cannot_stream_get_a_whole_answer_in_stream_mode(kind, front):
-    answer = adapter(kind, mode="RESPONSE_STREAM")(make_event(front, path="/stream"), None)
+    answer = adapter(kind, invoke_mode="RESPONSE_STREAM")(make_event(front, path="/stream"), None)
     assert isinstance(answer, dict) and body_of(answer) == b"chunk-0\nchunk-1\nchunk-2\n"
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_failure_after_the_first_chunk_ends_the_stream_with_trailers(kind):
-    response = adapter(kind, mode="RESPONSE_STREAM")(make_event("url", path="/fail-after"), None)
+    response = adapter(kind, invoke_mode="RESPONSE_STREAM")(make_event("url", path="/fail-after"), None)
     pieces, trailers = drain(response)
     assert b"".join(pieces[1:]).endswith(b"first")
     assert dict(trailers)["Lambda-Runtime-Function-Error-Type"] == "Function.ValueError"
@@ -388,7 +388,7 @@ def test_a_failing_close_after_an_abandoned_stream_is_logged_not_raised(caplog):
         start_response("200 OK", [])
         return Body()
 
-    handler = WsgiAdapter(app, mode="RESPONSE_STREAM")
+    handler = WsgiAdapter(app, invoke_mode="RESPONSE_STREAM")
     stream = iter(bootstrap.OutgoingStream(handler(make_event("url", path="/"), None), "req-1"))
     next(stream)
     handler.finish()  # the runtime goes on

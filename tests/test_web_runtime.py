@@ -237,7 +237,7 @@ def test_a_stream_cut_short_by_its_connection_is_settled_and_the_app_told(tmp_pa
     thread = threading.Thread(target=cut, daemon=True)
     thread.start()
     logs.LOG_SINK = logs.LogSink(False, stream=open(tmp_path / "log", "w"))  # noqa: SIM115
-    handler = AsgiAdapter(endless, mode="RESPONSE_STREAM", lifespan="off")
+    handler = AsgiAdapter(endless, invoke_mode="RESPONSE_STREAM", lifespan="off")
     invocation = Invocation({"lambda-runtime-aws-request-id": "rid-1"}, b"")
     stream = OutgoingStream(handler(make_event("url", path="/"), None), "rid-1")
     client = RuntimeApiClient("127.0.0.1:%d" % server.getsockname()[1])
