@@ -101,6 +101,7 @@ from lambda_bootstrap.streaming import (
     OutgoingStream,
     StreamingResponse,
 )
+from lambda_bootstrap.web import asgi, serve_app, wsgi
 
 # ---------------------------------------------------------------------------
 # Configuration
@@ -183,11 +184,14 @@ def prepare_process(config, environ):
 
 
 def load_handler(name):
-    """Import the handler named `module.function` (dots or slashes in the module part)."""
-    try:
-        modname, fname = name.rsplit(".", 1)
-    except ValueError as exc:
-        raise RuntimeFault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (name, exc)) from None
+    """Import the handler named `module.function` (dots or slashes in the module part), or the web app named
+    `module:app`, which the runtime then serves (lambda_bootstrap.web)."""
+    modname, web_app, fname = name.partition(":")
+    if not web_app:
+        try:
+            modname, fname = name.rsplit(".", 1)
+        except ValueError as exc:
+            raise RuntimeFault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (name, exc)) from None
     if modname.split(".")[0] in sys.builtin_module_names:
         raise RuntimeFault(
             "Runtime.BuiltInModuleConflict", "Cannot use built-in module %s as a handler module" % modname
@@ -220,7 +224,7 @@ def load_handler(name):
             "Handler '%s' on module '%s' is not callable: it is a %s"
             % (fname, modname, type(handler).__name__),
         )
-    return handler
+    return serve_app(handler) if web_app else handler
 
 
 def _is_missing(exc, module_path):
@@ -363,7 +367,10 @@ def parse_json_header(value, what):
 def run(config, client):
     """Init once, then answer every event that /next hands out, each exactly once."""
     handler = init(config, client)
+    finish = getattr(handler, "finish", None)  # a web app's work after its response (lambda_bootstrap.web)
     while True:
+        if finish is not None:
+            finish()
         invocation = client.next_invocation()
         begin_invocation(invocation)
         try:
@@ -436,7 +443,7 @@ def answer(client, invocation, result):
         size = len(body)
     if status is None:
         logs.LOG_SINK.write_runtime_message(
-            "the streamed response for %s was sent; its answer was lost (%s)" % (invocation.request_id, reply)
+            "the streamed response for %s %s" % (invocation.request_id, reply)
         )
     elif status == 413 and size is not None:
         logs.LOG_SINK.write_runtime_message(
@@ -576,6 +583,7 @@ __all__ = [
     "__version__",
     "answer",
     "answer_error",
+    "asgi",
     "begin_invocation",
     "current_request_id",
     "cut_to_fit",
@@ -617,6 +625,7 @@ __all__ = [
     "user_frames",
     "worker_main",
     "working_directory",
+    "wsgi",
     "xray_cause",
 ]
 

@@ -28,7 +28,8 @@ C library and needs none from the system: it runs where Lambda unpacks it (/var/
 Options:
   --runtime-only    freeze no function code: a runtime for handlers shipped as source, used as a
                     layer (unpacked at /opt: /opt/bootstrap); FUNCTION_DIR must not be given
-  --handler H       the handler the check loads (default: app.handler)
+  --handler H       the handler the check loads (default: app.handler; main:app serves the web app
+                    app of main.py, as _HANDLER=main:app does on Lambda)
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
   --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or

@@ -71,11 +71,19 @@ def make_big_event(size: int = 1 << 20) -> bytes:
 EVENTS = {"small": SMALL_EVENT}
 
 
+def _extra_event(kind: str) -> str:
+    """Other benchmarks' events (bench/web_bench.py): FAKEAPI_EVENTS_DIR/<kind>.json."""
+    return os.path.join(os.environ.get("FAKEAPI_EVENTS_DIR", "/nonexistent"), kind + ".json")
+
+
 def _event_body(kind: str) -> bytes:
     kind = kind.split("_", 1)[0]  # "small_warm" is a small event counted apart
     if kind not in EVENTS:
         if kind == "big":
             EVENTS[kind] = make_big_event()
+        elif os.path.isfile(_extra_event(kind)):
+            with open(_extra_event(kind), "rb") as f:
+                EVENTS[kind] = f.read()
         else:
             raise ValueError(f"unknown event kind {kind!r}")
     return EVENTS[kind]

@@ -13,6 +13,9 @@ names of these modules (`import bootstrap` is what handlers use):
 - extensions: the Extensions API client and external extensions
 - shutdown: graceful shutdown hooks
 - managed_instances: Lambda Managed Instances worker processes
+- web: web apps served by the runtime (`_HANDLER=module:app`, `bootstrap.asgi`, `bootstrap.wsgi`)
+- http_front: the events of Lambda's HTTP fronts, and the answer each front reads
+- asgi, wsgi: ASGI 3 and WSGI apps served in-process, buffered or streamed
 """
 
 __version__ = "0.1.0"

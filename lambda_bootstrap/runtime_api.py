@@ -369,9 +369,10 @@ class RuntimeApiClient:
         ]
         self._add_invocation_id(headers, invocation)
         conn = self._conn
-        sent = False
+        sent = started = False
         try:
             conn.send_head("POST", path, headers)
+            started = True
             for chunk in stream:
                 if chunk:  # an empty chunk would end the body
                     conn.send_chunk(chunk)
@@ -380,8 +381,13 @@ class RuntimeApiClient:
             status, _, answer = conn.read_response()
         except Exception as exc:
             failure = conn.broken(exc)
-            if sent:  # the whole response went out; nothing may be posted again for it: (None, why)
-                return None, str(failure)
+            # Once the response has begun nothing may be posted again for it: (None, what happened). A stream
+            # cut short (the connection closed under it, as for a caller that went away) is not a reason to
+            # stop: the next /next, on a new connection, tells whether the Runtime API is still there.
+            if sent:
+                return None, "was sent; its answer was lost (%s)" % failure
+            if started:
+                return None, "was cut short: %s" % failure
             raise RuntimeApiError("POST %s failed: %s" % (path, failure)) from exc
         conn.close()  # the platform asks for a new connection after a streamed response
         return status, answer
