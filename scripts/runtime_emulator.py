@@ -486,8 +486,7 @@ class RuntimeEmulator:
             raise ValueError("the emulator binds loopback addresses only, not %r" % host)
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.timeout = timeout
-        self.concurrency = concurrency
-        self.concurrent = concurrency > 1  # Managed Instances
+        self.concurrency = concurrency  # > 1: Managed Instances
         self.launcher = launcher
         self.answer_204_after = answer_204_after
         self.function_name = function_name
@@ -547,6 +546,10 @@ class RuntimeEmulator:
         self.address = "%s:%d" % (host, self.port)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
+    @property
+    def concurrent(self) -> bool:
+        return self.concurrency > 1
+
     @property
     def runtime_api(self) -> str:
         """The value for AWS_LAMBDA_RUNTIME_API."""
@@ -1497,12 +1500,11 @@ class RuntimeEmulator:
     def answers_for(self, request_id: str) -> List[Request]:
         return [r for r in self.answers if r.request_id == request_id]
 
-    def ledger(self) -> Dict[str, List[Request]]:
-        """request id -> its /response and /error posts, in order."""
-        out: Dict[str, List[Request]] = {}
-        for r in self.answers:
-            out.setdefault(r.request_id or "", []).append(r)
-        return out
+    @property
+    def ledger(self) -> Dict[str, Invocation]:
+        """Every event by key (its request id), in the order queued."""
+        with self._cond:
+            return dict(self._invocations)
 
     def in_flight(self) -> List[str]:
         """Keys of the events served and not answered yet."""
@@ -1627,7 +1629,7 @@ class RuntimeEmulator:
             found = self.answers_for(request_id)
             return found[0] if found else None
 
-        return self.wait_for(got, timeout, "an answer for %s" % request_id, alive)
+        return self.wait_for(got, timeout, "an answer for request %s" % request_id, alive)
 
     def wait_answers(self, request_id: str, n: int, timeout: float = 10.0, alive=None) -> List[Request]:
         def got() -> Optional[List[Request]]:

@@ -1,5 +1,5 @@
-"""Self-tests of the recording fake Runtime API (tests/fake_runtime_api.py), so that a
-harness bug is not mistaken for a runtime bug. Plain http.client, no runtime process."""
+"""Tests of the Runtime API emulator (scripts/runtime_emulator.py) itself, so that an emulator bug is not
+mistaken for a runtime bug. Plain http.client first; then the caller side with a real runtime."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import threading
 import time
 
 import pytest
-from fake_runtime_api import NEXT_PATH, PREFIX, RAPID_PAYLOAD_LIMIT, TOO_LARGE_BODY, FakeRuntimeAPI
+from runtime_emulator import (
+    INIT_ERROR_PATH,
+    INVOCATION_PREFIX,
+    NEXT_PATH,
+    PAYLOAD_LIMIT,
+    STATUS_BODIES,
+    RuntimeEmulator,
+)
 
 
 def _conn(api):
@@ -41,7 +48,7 @@ def test_next_serves_scripted_headers(fake_api):
     assert r.getheader("Lambda-Runtime-Invocation-Id") == "inv-1"
     assert r.getheader("Content-Type") == "text/plain"
     # keep-alive: the answer comes on the same connection
-    c.request("POST", PREFIX + "/runtime/invocation/req-1/response", body=b'"ok"')
+    c.request("POST", INVOCATION_PREFIX + "req-1/response", body=b'"ok"')
     r = c.getresponse()
     assert r.status == 202 and r.read() == b'{"status":"OK"}'
     a = fake_api.wait_answer("req-1", 2)
@@ -54,7 +61,7 @@ def test_chunked_body_and_trailers_recorded(fake_api):
     c = _conn(fake_api)
     c.request("GET", NEXT_PATH)
     c.getresponse().read()
-    c.putrequest("POST", PREFIX + "/runtime/invocation/req-c/response")
+    c.putrequest("POST", INVOCATION_PREFIX + "req-c/response")
     c.putheader("Transfer-Encoding", "chunked")
     c.putheader("Trailer", "Lambda-Runtime-Function-Error-Type")
     c.endheaders()
@@ -80,16 +87,16 @@ def test_rapid_like_status_codes(fake_api):
     c = _conn(fake_api)
     c.request("GET", NEXT_PATH)
     c.getresponse().read()
-    c.request("POST", PREFIX + "/runtime/invocation/other/response", body=b"1")
+    c.request("POST", INVOCATION_PREFIX + "other/response", body=b"1")
     assert _status(c) == 400  # not the current invocation
-    c.request("POST", PREFIX + "/runtime/invocation/r1/response", body=b"x" * (RAPID_PAYLOAD_LIMIT + 1))
+    c.request("POST", INVOCATION_PREFIX + "r1/response", body=b"x" * (PAYLOAD_LIMIT + 1))
     r = c.getresponse()
-    assert (r.status, r.read()) == (413, TOO_LARGE_BODY)
-    c.request("POST", PREFIX + "/runtime/invocation/r1/error", body=b"{}")
+    assert (r.status, r.read()) == (413, STATUS_BODIES[413])
+    c.request("POST", INVOCATION_PREFIX + "r1/error", body=b"{}")
     assert _status(c) == 403  # after_413_error_status default, as RAPID
-    c.request("POST", PREFIX + "/runtime/invocation/r1/response", body=b"1")
+    c.request("POST", INVOCATION_PREFIX + "r1/response", body=b"1")
     assert _status(c) == 403  # already answered
-    c.request("POST", PREFIX + "/runtime/init/error", body=b"{}")
+    c.request("POST", INIT_ERROR_PATH, body=b"{}")
     assert _status(c) == 202
     fake_api.script_next(500)
     c.request("GET", NEXT_PATH)
@@ -97,7 +104,7 @@ def test_rapid_like_status_codes(fake_api):
 
 
 def test_next_blocks_then_serves_and_stop_does_not_hang():
-    api = FakeRuntimeAPI().start()
+    api = RuntimeEmulator().start()
     got = {}
 
     def poll():
@@ -107,7 +114,7 @@ def test_next_blocks_then_serves_and_stop_does_not_hang():
 
     t = threading.Thread(target=poll, daemon=True)
     t.start()
-    api.wait_for(lambda a: a.waiting_next == 1, 2, "a blocked /next")
+    api.wait_for(lambda: api.waiting_next == 1, 2, "a blocked /next")
     assert "status" not in got
     api.push_event({})
     t.join(5)
@@ -115,7 +122,7 @@ def test_next_blocks_then_serves_and_stop_does_not_hang():
     # a second /next blocks until stop(), which must return promptly
     t2 = threading.Thread(target=lambda: _safe_next(api), daemon=True)
     t2.start()
-    api.wait_for(lambda a: a.waiting_next == 1, 2, "a blocked /next")
+    api.wait_for(lambda: api.waiting_next == 1, 2, "a blocked /next")
     start = time.monotonic()
     api.stop()
     t2.join(5)
