@@ -178,6 +178,12 @@ RESPONSE_TOO_LARGE = (
 )
 
 
+def platform_error(error_type: str, inv: Invocation, message: str) -> bytes:
+    """An invoke's failure as the platform words it (the RIE's layout: type first, request id in the text)."""
+    text = "RequestId: %s Error: %s" % (inv.request_id, message)
+    return json.dumps({"errorType": error_type, "errorMessage": text}, separators=(",", ":")).encode()
+
+
 def too_large_body(limit: int) -> bytes:
     return error_document(
         "RequestEntityTooLarge", "Exceeded maximum allowed payload size (%d bytes)." % limit
@@ -698,9 +704,9 @@ class RuntimeEmulator:
         inv.answered = True
         self._in_flight.pop(inv.key, None)
         seconds = inv.timeout if inv.timeout is not None else self.timeout
-        message = "RequestId: %s Error: Task timed out after %.2f seconds" % (inv.request_id, seconds)
+        message = "Task timed out after %.2f seconds" % seconds
         inv._finish(
-            "timeout", error_type="Sandbox.Timedout", body=error_document("Sandbox.Timedout", message)
+            "timeout", error_type="Sandbox.Timedout", body=platform_error("Sandbox.Timedout", inv, message)
         )
 
     def _runtime_exited(self, handle: Any, code: int) -> None:
@@ -713,17 +719,18 @@ class RuntimeEmulator:
                 self._init_state = "exited"
             waiting = [inv for inv in self._in_flight.values() if inv.caller]
             waiting += [inv for inv in self._queue if inv.caller] if self._init_state != "ready" else []
-            message = (
-                "Runtime exited with error: exit status %d" % code
-                if code
-                else "Runtime exited without providing a reason"
-            )
+            if code < 0:  # as Go's os/exec words it
+                message = "Runtime exited with error: signal: %s" % signal.strsignal(-code).lower()
+            elif code:
+                message = "Runtime exited with error: exit status %d" % code
+            else:
+                message = "Runtime exited without providing a reason"
             for inv in waiting:
                 if self.init_error is not None:
                     self._give_init_error(inv)
                 else:
-                    inv._finish("exited", error_type="Runtime.ExitError",
-                                body=error_document("Runtime.ExitError", message))  # fmt: skip
+                    body = platform_error("Runtime.ExitError", inv, message)
+                    inv._finish("exited", error_type="Runtime.ExitError", body=body)
                 self._discard(inv)
             self._cond.notify_all()
 

@@ -266,7 +266,10 @@ def test_a_runtime_that_exits_without_answering_gives_runtime_exit_error(emulato
     emu = emulator("hostile.dispatch", task_root=HOSTILE_DIR)
     inv = emu.invoke(call("os_exit", {"code": 3})).wait(15)
     assert (inv.outcome, inv.error_type) == ("exited", "Runtime.ExitError")
-    assert inv.json()["errorMessage"] == "Runtime exited with error: exit status 3"
+    assert (
+        inv.json()["errorMessage"]
+        == "RequestId: %s Error: Runtime exited with error: exit status 3" % inv.request_id
+    )
     assert emu.invoke(call("echo", {"v": 1})).wait(15).json() == {"v": 1}
 
 
