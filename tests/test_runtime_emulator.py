@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import lambda_root
 import pytest
 from conftest import BASE_ENV, BOOTSTRAP, HANDLERS_DIR
 from launch_helpers import HOSTILE_DIR, call
@@ -311,3 +312,26 @@ def test_prefix_and_204_when_no_event_comes():
         assert (r.status, r.getheader("Lambda-Runtime-Aws-Request-Id"), r.read()) == (200, rid, b'{"k": 1}')
         c.request("POST", "/.rt" + INVOCATION_PREFIX + rid + "/response", body=b"1")
         assert _status(c) == 202
+
+
+class _HostRoot:
+    """Stands in for a LambdaRoot: runs bootstrap.py on this machine with exactly the given environment."""
+
+    bootstrap = str(BOOTSTRAP)
+
+    def command(self, argv, env, scratch):
+        return ["env", "-i", *("%s=%s" % kv for kv in {**BASE_ENV, **env}.items()), sys.executable, *argv]
+
+
+@pytest.mark.parametrize(
+    "handler,state,error_type",
+    [("app.echo", "ready", None), ("import_err.handler", "init-error", "Runtime.ImportModuleError"),
+     ("nodot", "init-error", "Runtime.MalformedHandlerName")],
+)  # fmt: skip
+def test_the_build_check_reads_how_init_ended_from_the_emulator(handler, state, error_type):
+    """scripts/lambda_root.py's check: ready at the first /next, or the init error the runtime posted."""
+    outcome = lambda_root.check_init(
+        _HostRoot(), handler, {"LAMBDA_TASK_ROOT": str(HANDLERS_DIR)}, timeout=20
+    )
+    assert (outcome.state, (outcome.error or {}).get("errorType")) == (state, error_type), outcome.output
+    assert outcome.packaging_fault == (state != "ready")
