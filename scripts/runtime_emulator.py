@@ -237,13 +237,10 @@ class Headers:
 
     def __init__(self, items: Sequence[Tuple[str, str]] = ()):
         self.items = list(items)
+        self._first = {k.lower(): v for k, v in reversed(self.items)}
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
-        lname = name.lower()
-        for k, v in self.items:
-            if k.lower() == lname:
-                return v
-        return default
+        return self._first.get(name.lower(), default)
 
     def get_all(self, name: str) -> List[str]:
         lname = name.lower()
@@ -253,7 +250,7 @@ class Headers:
         return [k for k, _ in self.items]
 
     def as_dict(self) -> Dict[str, str]:
-        return {k.lower(): v for k, v in self.items}
+        return {k.lower(): v for k, v in self.items}  # the last of repeated headers, as dict() would
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
@@ -384,7 +381,8 @@ class Invocation:
         self.caller = caller  # made by invoke(): someone waits for its outcome
         self.deadline_ms: Optional[int] = None
         self.queued_at = time.monotonic()
-        self.served_at: Optional[float] = None
+        self.served_at: Optional[float] = None  # time.monotonic() when it was handed out
+        self.finished_at: Optional[float] = None  # and when its outcome was settled
         self.delivered = ""  # "" (not yet), "partial" (the connection broke inside it), "full"
         self.answers: List[Request] = []  # every /response and /error posted for it
         self.answering: Optional[Request] = None  # a post being read right now
@@ -460,10 +458,19 @@ class Invocation:
             self.body = bytes(self._received)
         elif self.caller:
             self._pieces.append(self.body)
+        self.finished_at = time.monotonic()
         start = self.served_at if self.served_at is not None else self.queued_at
-        self.duration_ms = (time.monotonic() - start) * 1000
+        self.duration_ms = (self.finished_at - start) * 1000
         self.done = True
         self._cond.notify_all()
+
+
+class _Condition(threading.Condition):
+    """A condition whose notify_all costs nothing when nobody waits: every request notifies, few wait."""
+
+    def notify_all(self) -> None:
+        if self._waiters:  # type: ignore[attr-defined]  (CPython's list of waiting locks)
+            super().notify_all()
 
 
 class RuntimeEmulator:
@@ -512,7 +519,7 @@ class RuntimeEmulator:
         self.external_extensions: Optional[set] = None  # names allowed SHUTDOWN; None: any
         self.forward_invokes_to_extensions = True
         self.init_waits_for_extensions = True
-        self._cond = threading.Condition()
+        self._cond = _Condition()
         self._queue: Deque[Invocation] = collections.deque()
         self._invocations: Dict[str, Invocation] = {}
         self._next_faults: Deque[Fault] = collections.deque()
@@ -529,8 +536,10 @@ class RuntimeEmulator:
         self.next_calls = 0
         self.answer_count = 0
         self._runtime_next_seen = False
+        self.first_next: Optional[Request] = None  # the runtime's first /next: init ends there
         self._stopping = False
         self._closing = False
+        self._stopped = threading.Event()
         self._conns: set = set()
         self._threads: List[threading.Thread] = []
         # the runtime process (with a launcher)
@@ -588,6 +597,7 @@ class RuntimeEmulator:
         self.stop_runtime()
         with self._cond:
             self._stopping = True
+            self._stopped.set()
             self._cond.notify_all()
             conns = list(self._conns)
         for conn in conns:
@@ -626,6 +636,7 @@ class RuntimeEmulator:
             with self._cond:
                 self.extensions.clear()
                 self._runtime_next_seen = False
+                self.first_next = None
                 self.init_error = None
                 self.init_duration_ms = None
                 self._init_state = ""
@@ -677,11 +688,8 @@ class RuntimeEmulator:
 
     def _watch(self) -> None:
         """Time out overdue invocations; notice a runtime that exited."""
-        while True:
+        while not self._stopped.wait(POLL_S):  # not the condition: every request would wake this thread
             with self._cond:
-                if self._stopping:
-                    return
-                self._cond.wait(POLL_S)
                 now_ms = time.time() * 1000
                 overdue = [inv for inv in self._in_flight.values() if self._overdue(inv, now_ms)]
                 for inv in overdue:
@@ -991,8 +999,9 @@ class RuntimeEmulator:
             body = reader.read(length) if length else b""
             if len(body) != length:
                 raise ConnectionError("the connection closed inside a request body")
-            req.size, req.complete, req.sha256 = length, True, hashlib.sha256(body).hexdigest()
-            req.body = body if self.keep_bodies else b""
+            req.size, req.complete = length, True
+            if self.keep_bodies:
+                req.body, req.sha256 = body, hashlib.sha256(body).hexdigest()
             return
         req.chunked = True
         keep = self.keep_body_bytes
@@ -1050,6 +1059,7 @@ class RuntimeEmulator:
             req.received_at = time.time()
             if req.kind == "next" and not self._runtime_next_seen:
                 self._runtime_next_seen = True
+                self.first_next = req
                 if not self._init_state:
                     self._init_state = "ready"
                     if self._init_started is not None:
@@ -1108,7 +1118,7 @@ class RuntimeEmulator:
             if fault is not None:
                 self._sleep(fault.seconds)
             self._mark(inv, "full")
-            conn.sendall(_head(200, inv.headers, len(inv.payload)) + inv.payload)
+            _send_event(conn, inv)
             return True
         return self._next_fault(conn, reader, fault, inv)
 
@@ -1130,7 +1140,7 @@ class RuntimeEmulator:
             self._current = inv
             self._in_flight[inv.key] = inv
             self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
-            if self.forward_invokes_to_extensions:
+            if self.forward_invokes_to_extensions and self.extensions:
                 self._forward_invoke(inv)
             self._cond.notify_all()
 
@@ -1163,7 +1173,7 @@ class RuntimeEmulator:
         if fault.kind == "interim":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Progress: yes\r\n\r\n")
             self._mark(inv, "full")
-            conn.sendall(_head(200, inv.headers, len(inv.payload)) + inv.payload)
+            _send_event(conn, inv)
             return True
         if fault.kind == "close":
             self._mark(inv, "full")
@@ -1714,9 +1724,24 @@ def _head(status: int, headers: Sequence[Tuple[str, HeaderValue]], length: Optio
 
 def _send(conn: socket.socket, status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -> None:
     # Head and body in one write: two small segments would meet the client's delayed ACK (~40 ms).
+    if status == 202 and body is OK_BODY and not headers:
+        conn.sendall(ACCEPTED)  # the answer to nearly every post, rendered once
+        return
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers = [*headers, ("Content-Type", "application/json")]
     conn.sendall(_head(status, headers, len(body)) + body)
+
+
+def _send_event(conn: socket.socket, inv: Invocation) -> None:
+    head = _head(200, inv.headers, len(inv.payload))
+    if len(inv.payload) < 65536:
+        conn.sendall(head + inv.payload)
+    else:  # not worth a copy
+        conn.sendall(head)
+        conn.sendall(inv.payload)
+
+
+ACCEPTED = _head(202, [("Content-Type", "application/json")], len(OK_BODY)) + OK_BODY
 
 
 def _reset(conn: socket.socket, reader: Any) -> None:
