@@ -34,11 +34,12 @@ answer_204_after=None, function_name="test-fn", ...)``
   ``client_context`` / ``cognito_identity``: a dict (sent as JSON) or the decoded JSON text. ``timeout``
   overrides the function timeout for this invoke. With a launcher and no runtime running, invoke starts one
   (an init, as Lambda's first invoke does).
-- Runtime process (with ``launcher``): ``start_runtime()``, ``stop_runtime()``, ``restart_runtime()``,
-  ``runtime`` (the current handle or None), ``wait_init(timeout) -> "ready" | "init_error" | "exited"``
-  (also without a launcher: the runtime's first ``/next`` or ``/init/error``), ``init_error`` (the posted
-  init error document of the current runtime, a dict, or None), ``init_duration_ms``.
-- ``shutdown(reason="spindown")``: Lambda's shutdown phase (below), then the runtime is gone.
+- Runtime process (with ``launcher``): ``start_runtime()``, ``restart_runtime()``,
+  ``stop_runtime(reason="spindown")`` (Lambda's shutdown phase, below), ``runtime`` (the current handle
+  or None), ``wait_init(timeout) -> "ready" | "init_error" | "exited"`` ("" when init has not ended; also
+  without a launcher: the runtime's first ``/next`` or ``/init/error``), ``init_error`` (the posted init
+  error document of the current runtime, a dict, or None), ``init_duration_ms``, ``first_next`` (the
+  recorded request that ended init).
 
 ``launcher`` is ``callable(env: dict) -> handle``: ``env`` is ``runtime_env()``; the handle has ``poll()``
 (exit status or None), ``kill()`` and ``send_signal(sig)``, as ``subprocess.Popen`` does.
@@ -82,7 +83,9 @@ Runtime side: the rules (RAPID's, classic and Managed Instances)
   200 MiB; a trailer section over 4096 bytes closes the connection unanswered, as RAPID's Go server does.
 - ``/runtime/init/error`` gets 202; the invokes waiting, and the next ones until a new init, get it.
 - The function timeout: no answer by the deadline gives ``Sandbox.Timedout``; the runtime is then stopped
-  and started again (with a launcher; classic mode). A late answer from it gets 403 (classic) / 410 (MI).
+  and started again (with a launcher; classic mode). A late answer for that event gets 410 ``InvokeTimeout``
+  (``enforce_deadline`` applies the same to events queued with ``push_event``).
+- A runtime that exits leaves its event answered ``Runtime.ExitError``, worded as the RIE does.
 - Extensions API ``/2020-01-01/extension``: ``register`` (name header required, ``Lambda-Extension-
   Identifier`` uuid back, registration closed after init), ``event/next`` (blocking; INVOKE for every
   event served, SHUTDOWN at shutdown), ``init/error``, ``exit/error``; init ends only when every
@@ -93,8 +96,9 @@ Runtime side: the rules (RAPID's, classic and Managed Instances)
 Recording and fault injection (tests)
 =====================================
 
-- ``push_event(body, *, request_id=None, deadline_ms=..., trace_id=None, ...) -> request id``: an event
-  with no caller, headers exactly as given (None leaves one out); its ``Invocation`` is ``invocation(id)``.
+- ``push_event(body, *, request_id=<new uuid>, deadline_ms=<now + 300 s>, trace_id=None, ...) -> key``: an
+  event with no caller and no time limit, its headers exactly as given (None leaves one out: ``request_id=
+  None`` sends none; ``extra_headers`` values may be raw bytes); its ``Invocation`` is ``invocation(key)``.
 - ``script_next(*faults)``, ``script_post(kind, *faults, request_id=None)``: what the next ``/next`` or
   post of ``kind`` ("response", "error", "init_error", "ext_register", ...) gets instead of the rule's
   answer; a fault is a ``Fault`` or an int (``Fault("status", status)``). ``Fault`` kinds on ``/next``:
@@ -102,7 +106,8 @@ Recording and fault injection (tests)
   ``stall``, ``stall_body``, ``raw``, ``interim``, ``close``, ``chunked``; on posts: ``status``, ``reset``,
   ``truncate``.
 - Every request is recorded (``Request``: kind, headers, body, chunks with arrival times, trailers, the
-  status answered): ``requests``, ``of_kind()``, ``answers``, ``answers_for(id)``, ``init_errors``,
+  status answered): ``requests``, ``of_kind()``, ``answers``, ``answers_for(id)``, ``init_errors``; each
+  event's ``Invocation`` (``ledger``, ``invocation(key)``: how it was delivered, its answers);
   ``check_ledger()`` (every event delivered answered exactly once), ``describe()``; waits:
   ``wait_for(predicate)``, ``wait_answer(id)``, ``wait_idle()``, ``wait_init_error()``, ``wait_chunks()``,
   ``wait_extension_waiting(name)``; extensions: ``extension_invoke()``, ``extension_shutdown()``,
@@ -314,7 +319,7 @@ class Request:
     request_id: Optional[str] = None  # for /response and /error
     chunked: bool = False
     trailers: Optional[Headers] = None  # chunked bodies only
-    reply_status: Optional[int] = None  # 0: the connection was closed (or reset) instead
+    status: Optional[int] = None  # the status answered; 0: the connection was closed (or reset) instead
     received_at: float = 0.0  # time.time() when the whole request had arrived
     started_at: float = 0.0  # time.monotonic() when its head arrived
     chunks: List[Chunk] = field(default_factory=list)
@@ -324,21 +329,13 @@ class Request:
     complete: bool = False  # the whole body has arrived
     trailer_refused: bool = False  # trailers over TRAILER_LIMIT: closed unanswered
 
-    @property
-    def status(self) -> Optional[int]:
-        return self.reply_status
-
-    @property
-    def at(self) -> float:
-        return self.received_at
-
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
 
     def __repr__(self) -> str:
         body = self.body if len(self.body) <= 200 else self.body[:200] + b"...(%d bytes)" % len(self.body)
         return "<Request #%d %s %s kind=%s rid=%s conn=%s status=%s body=%r>" % (
-            self.seq, self.method, self.path, self.kind, self.request_id, self.conn, self.reply_status, body,
+            self.seq, self.method, self.path, self.kind, self.request_id, self.conn, self.status, body,
         )  # fmt: skip
 
 
@@ -355,9 +352,6 @@ class Extension:
     waiting: int = 0  # event/next calls blocked right now
 
 
-OUTCOMES = ("response", "error", "timeout", "init_error", "exited")
-
-
 class Invocation:
     """One event: what the runtime is served and answers (the ledger), and the caller's view of it."""
 
@@ -371,7 +365,6 @@ class Invocation:
         timeout: Optional[float],
         caller: bool,
     ):
-        self._emulator = emulator
         self._cond = emulator._cond
         self.key = key  # the request id, or a generated key for an event sent without one
         self.request_id = request_id
@@ -406,7 +399,7 @@ class Invocation:
 
     @property
     def accepted(self) -> List[Request]:
-        return [a for a in self.answers if a.reply_status is not None and 200 <= a.reply_status < 300]
+        return [a for a in self.answers if a.status is not None and 200 <= a.status < 300]
 
     def chunks(self, timeout: float = 30.0) -> Iterator[bytes]:
         """The body's pieces as they arrive; TimeoutError when none comes within ``timeout`` s."""
@@ -439,7 +432,7 @@ class Invocation:
     def __repr__(self) -> str:
         return "<Invocation %s delivered=%r outcome=%s error_type=%s answers=%s>" % (
             self.key, self.delivered, self.outcome, self.error_type,
-            [(a.kind, a.reply_status) for a in self.answers],
+            [(a.kind, a.status) for a in self.answers],
         )  # fmt: skip
 
     # -- called with the emulator's lock held --------------------------------------------------------------
@@ -551,7 +544,6 @@ class RuntimeEmulator:
         self._init_started: Optional[float] = None
         self._init_state = ""  # "", "ready", "init_error", "exited"
         self._init_reported = False  # the first invoke after init got init_duration_ms
-        self._init_waiters: List[Invocation] = []  # invokes that wait for the current init
         self._runtime_lock = threading.RLock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -608,8 +600,6 @@ class RuntimeEmulator:
         for thread in list(self._threads):
             thread.join(5)
 
-    close = stop
-
     def __enter__(self) -> RuntimeEmulator:
         return self.start()
 
@@ -665,8 +655,6 @@ class RuntimeEmulator:
     def restart_runtime(self, reason: str = "spindown") -> Any:
         self.stop_runtime(reason)
         return self.start_runtime()
-
-    shutdown = stop_runtime
 
     def shutdown_extensions(self, reason: str = "spindown") -> float:
         """Send SHUTDOWN to the subscribed extensions; returns the grace before SIGKILL (0: no extension)."""
@@ -741,6 +729,9 @@ class RuntimeEmulator:
                     inv._finish("exited", error_type="Runtime.ExitError", body=body)
                 self._discard(inv)
             self._cond.notify_all()
+            queued = any(inv.caller for inv in self._queue)
+        if queued and self.launcher is not None:  # invokes still wait: a new execution environment
+            self.start_runtime()
 
     def _give_init_error(self, inv: Invocation) -> None:
         inv._finish("init_error", error_type=self._init_error_type, body=self._init_error_body)
@@ -764,17 +755,17 @@ class RuntimeEmulator:
         timeout: Optional[float] = None,
     ) -> Invocation:
         """Queue an invoke, as Lambda's Invoke API does; returns its handle at once (see the docstring)."""
-        inv = self._new_event(
+        inv = self._new_event(  # RAPID leaves empty headers out, and defaults the content type
             payload,
             request_id=request_id or str(uuid.uuid4()),
             deadline_ms=None,  # set when it is served: now + the timeout
             function_arn=self.function_arn,
             trace_id=trace_id or _trace_id(),
-            client_context=client_context,
-            cognito_identity=cognito_identity,
-            tenant_id=tenant_id,
+            client_context=client_context or None,
+            cognito_identity=cognito_identity or None,
+            tenant_id=tenant_id or None,
             invocation_id=str(uuid.uuid4()),
-            content_type=content_type,
+            content_type=content_type or "application/json",
             extra_headers=None,
             timeout=self.timeout if timeout is None else timeout,
             caller=True,
@@ -869,8 +860,6 @@ class RuntimeEmulator:
     def invocation(self, key: str) -> Invocation:
         with self._cond:
             return self._invocations[key]
-
-    entry = invocation
 
     # -- fault injection -------------------------------------------------------------------------------------
     def script_next(self, *faults: Union[Fault, int]) -> None:
@@ -1070,7 +1059,7 @@ class RuntimeEmulator:
 
     def _set_status(self, req: Request, status: int) -> None:
         with self._cond:
-            req.reply_status = status
+            req.status = status
             self._cond.notify_all()
 
     # -- /next -----------------------------------------------------------------------------------------------
@@ -1257,7 +1246,7 @@ class RuntimeEmulator:
                 status, reply = 202, OK_BODY
             else:
                 status, reply = self._settle(req, inv)
-            req.reply_status = status
+            req.status = status
             self.answer_count += 1
             if inv is not None:
                 inv.answers.append(req)
@@ -1577,11 +1566,9 @@ class RuntimeEmulator:
             strays = [r for r in self.requests if r.kind in ("response", "error")
                       and (r.request_id or "") not in invocations]  # fmt: skip
         for r in strays:
-            problems.append(
-                "%s: answered %s but never delivered" % (r.request_id, [(r.kind, r.reply_status)])
-            )
+            problems.append("%s: answered %s but never delivered" % (r.request_id, [(r.kind, r.status)]))
         for key, inv in invocations.items():
-            kinds = [(a.kind, a.reply_status) for a in inv.answers]
+            kinds = [(a.kind, a.status) for a in inv.answers]
             if inv.answers and not inv.delivered:
                 problems.append("%s: answered %s but never delivered" % (key, kinds))
             if inv.delivered == "partial" and any(kind != "error" for kind, _ in kinds):

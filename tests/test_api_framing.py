@@ -98,7 +98,7 @@ def test_a_huge_content_length_reserves_nothing_and_the_event_is_answered(api, l
     before = proc_status_kib(rt.pid, "VmSize")
     api.script_next(Fault("huge_length", seconds=2.0))
     key = api.push_event(call("echo", {"v": "x" * 1000}))
-    api.wait_for(lambda: api.entry(key).delivered, 10, "the head to be sent", rt.alive)
+    api.wait_for(lambda: api.invocation(key).delivered, 10, "the head to be sent", rt.alive)
     time.sleep(0.5)
     grown_mib = (proc_status_kib(rt.pid, "VmSize") - before) / 1024
     assert grown_mib < 64, "the runtime reserved %.0f MiB for a body that has not arrived" % grown_mib

@@ -76,7 +76,7 @@ def test_next_broken_then_retried(api, launch, kind):
         assert json.loads(answer.body) == {"v": "lost"}
     else:
         serve_ok(api, rt)
-        assert api.entry(lost).delivered == "partial"
+        assert api.invocation(lost).delivered == "partial"
         (answer,) = api.answers_for(lost)
         body = json.loads(answer.body)
         assert (answer.kind, answer.status, body["errorType"]) == (
@@ -121,7 +121,7 @@ def test_next_stalls_then_answers(api, launch, kind):
     answer = api.wait_answer(key, 20, alive=rt.alive)
     assert time.monotonic() - started >= 2.4
     assert json.loads(answer.body) == {"v": "slow"}
-    assert api.entry(key).delivered == "full"
+    assert api.invocation(key).delivered == "full"
     serve_ok(api, rt)
     api.wait_idle(10, alive=rt.alive)
     assert api.next_calls == 3  # the stalled one, the one for "after", the one now waiting: no extra retry
@@ -210,7 +210,7 @@ def test_post_500_exits_2(api, launch, flavor, kind):
     assert rt.run_until_exit(15) == 2, rt.diag()
     assert "POST /invocation/%s/%s answered 500" % (key, kind) in rt.stdout, rt.diag()
     assert [(a.kind, a.status) for a in api.answers_for(key)] == [(kind, 500)]
-    assert api.entry(after).delivered == ""  # never taken
+    assert api.invocation(after).delivered == ""  # never taken
     assert_ledger(api, rt, exited=True)
 
 
@@ -237,7 +237,7 @@ def test_missing_request_id_exits_2(api, launch, flavor):
     rt = launch("hostile.dispatch", api.address, flavor)
     assert rt.run_until_exit(15) == 2, rt.diag()
     assert "without Lambda-Runtime-Aws-Request-Id" in rt.stdout, rt.diag()
-    assert api.answers_for(key) == [] and api.entry(after).delivered == ""
+    assert api.answers_for(key) == [] and api.invocation(after).delivered == ""
     assert_ledger(api, rt, exited=True)
 
 
@@ -338,4 +338,4 @@ def test_gauntlet_one_process(api, launch):
     # every event handed out was answered; the two whose body was lost, with an error
     partial = [e for e in api.ledger.values() if e.delivered == "partial"]
     assert len(partial) == 2 and all([a.kind for a in e.answers] == ["error"] for e in partial)
-    assert api.entry(last).answers[0].status == 202
+    assert api.invocation(last).answers[0].status == 202

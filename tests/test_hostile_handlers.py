@@ -231,7 +231,7 @@ def test_handler_leaves_the_process(api, launch, flavor, fn, code):
     assert "[ERROR] %s" % error_type in rt.stdout
     if fn in ("keyboard_interrupt", "base_exception"):
         assert error_type in rt.stderr  # Python's own report of the uncaught exception
-    assert api.entry(after).delivered == ""
+    assert api.invocation(after).delivered == ""
     assert api.check_ledger(exited=True) == []
 
 
@@ -240,7 +240,7 @@ def test_os_exit_leaves_unanswered(api, launch, flavor):
     rt = launch("hostile.dispatch", api.address, flavor)
     key = api.push_event(call("os_exit", {"code": 1}))
     assert rt.run_until_exit(15) == 1
-    assert api.entry(key).delivered == "full" and api.answers_for(key) == []
+    assert api.invocation(key).delivered == "full" and api.answers_for(key) == []
     assert rt.stdout == ""
     assert api.check_ledger(exited=True) == []
     assert api.check_ledger(exited=False) != []  # the ledger does see the unanswered event

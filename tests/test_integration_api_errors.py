@@ -26,14 +26,14 @@ def test_oversized_response_413_then_continue_ours(fake_api, runtime, ours, erro
     posts = fake_api.answers_for(big)
     assert [p.kind for p in posts] == ["response", "error"], posts
     resp, err = posts
-    assert resp.reply_status == 413
+    assert resp.status == 413
     size = len(resp.body)
     assert size > RAPID_PAYLOAD_LIMIT
     body = err.json()
     assert body["requestId"] == big
     assert str(size) in body["errorMessage"], body
     assert str(RAPID_PAYLOAD_LIMIT) in body["errorMessage"], body
-    assert err.reply_status == error_status
+    assert err.status == error_status
     assert "413" in rt.output, rt.diag()
     assert rt.alive()
 
@@ -46,7 +46,7 @@ def test_oversized_response_413_ric_crashes(fake_api, runtime, ric):
     rt = runtime("app.dispatch", ric)
     rc = rt.run_until_exit(30)
     assert rc != 0
-    assert [p.reply_status for p in fake_api.answers_for(big)] == [413]
+    assert [p.status for p in fake_api.answers_for(big)] == [413]
     assert fake_api.answers_for(nxt) == []
     assert "413" in rt.output
 
@@ -104,10 +104,10 @@ def test_posts_answered_4xx_are_logged_and_loop_continues_ours(fake_api, runtime
     rt = runtime("app.dispatch", ours)
     final = fake_api.wait_answer(ok, 15, alive=rt.alive)
     assert final.kind == "response" and final.json() == {"n": 4}
-    assert final.reply_status == 202
+    assert final.status == 202
     for rid, kind, status in ((r400, "response", 400), (r403, "error", 403), (r410, "response", 410)):
         posts = fake_api.answers_for(rid)
-        assert [(p.kind, p.reply_status) for p in posts] == [(kind, status)], posts
+        assert [(p.kind, p.status) for p in posts] == [(kind, status)], posts
     out = rt.output
     for status in ("400", "403", "410"):
         assert status in out, rt.diag()

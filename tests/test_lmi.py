@@ -68,7 +68,7 @@ def test_n_workers_poll_concurrently_each_on_its_own_connection(lmi_api, runtime
     # each answer went back on the connection its worker took the event on
     for rid in rids:
         (answer,) = lmi_api.answers_for(rid)
-        assert answer.reply_status == 202
+        assert answer.status == 202
         assert any(r.conn == answer.conn for r in lmi_api.of_kind("next")), answer
 
 
@@ -80,9 +80,9 @@ def test_every_event_answered_exactly_once(lmi_api, runtime):
     lmi_api.wait_for(40, 30, alive=proc.alive)
     time.sleep(0.2)  # a duplicate answer would arrive now
     ledger = _answers_by_rid(lmi_api, rids)
-    assert all(
-        len(a) == 1 and a[0].kind == "response" and a[0].reply_status == 202 for a in ledger.values()
-    ), lmi_api.describe(60)
+    assert all(len(a) == 1 and a[0].kind == "response" and a[0].status == 202 for a in ledger.values()), (
+        lmi_api.describe(60)
+    )
     assert len(lmi_api.answers) == 40
     pids = {a[0].json()["pid"] for a in ledger.values()}
     assert 1 < len(pids) <= n, pids  # shared among the workers, no more workers than asked
@@ -196,7 +196,7 @@ def test_graceful_shutdown_registers_once_from_the_parent_before_the_workers_pol
     proc = _start(runtime, n, env=GRACEFUL, handler="shutdown_hooks.handler")
     _wait_polling(lmi_api, proc, n)
     registers = lmi_api.of_kind("ext_register")
-    assert [r.reply_status for r in registers] == [200], lmi_api.describe()
+    assert [r.status for r in registers] == [200], lmi_api.describe()
     assert registers[0].seq < lmi_api.of_kind("next")[0].seq
     assert lmi_api.extension_named("_python-bootstrap-graceful-shutdown").waiting == 1
     time.sleep(0.2)

@@ -58,7 +58,7 @@ def test_next_serves_scripted_headers(fake_api):
     r = c.getresponse()
     assert r.status == 202 and r.read() == b'{"status":"OK"}'
     a = fake_api.wait_answer("req-1", 2)
-    assert a.body == b'"ok"' and a.reply_status == 202
+    assert a.body == b'"ok"' and a.status == 202
     assert {x.conn for x in fake_api.snapshot()} == {a.conn}
 
 
@@ -227,7 +227,7 @@ def test_oversized_response_is_refused_413_and_the_caller_gets_the_size_error(em
     inv = emu.invoke({"n": PAYLOAD_LIMIT}).wait(30)
     assert (inv.outcome, inv.error_type) == ("error", "Function.ResponseSizeTooLarge")
     assert "(6291556 bytes)" in inv.json()["errorMessage"]
-    assert [a.reply_status for a in inv.answers] == [413]
+    assert [a.status for a in inv.answers] == [413]
     assert emu.invoke({"n": 3}).wait(15).body == b'"yyy"'  # the runtime went on
 
 
