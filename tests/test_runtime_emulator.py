@@ -265,7 +265,10 @@ def test_init_error_is_the_answer_and_each_invoke_inits_again(emulator):
 
 def test_a_runtime_that_exits_without_answering_gives_runtime_exit_error(emulator):
     emu = emulator("hostile.dispatch", task_root=HOSTILE_DIR)
-    inv = emu.invoke(call("os_exit", {"code": 3})).wait(15)
+    inv = emu.invoke(call("os_exit", {"code": 3}))
+    queued = emu.invoke(call("echo", {"v": 0}))  # waits behind it: a new runtime must take it
+    inv.wait(15)
+    assert queued.wait(15).json() == {"v": 0}
     assert (inv.outcome, inv.error_type) == ("exited", "Runtime.ExitError")
     assert (
         inv.json()["errorMessage"]
