@@ -288,6 +288,17 @@ def test_managed_instances_serve_invokes_at_once(emulator):
     assert emu.max_in_flight == 3
 
 
+def test_managed_instances_time_out_without_a_restart_and_refuse_the_late_answer_with_410(emulator):
+    emu = emulator("lmi.work", concurrency=2, timeout=1.0)
+    slow = emu.invoke({"sleep": 2}).wait(15)
+    assert (slow.outcome, slow.error_type) == ("timeout", "Sandbox.Timedout")
+    late = emu.wait_answer(slow.request_id, 10)
+    assert late.status == 410  # InvokeTimeout
+    handle = emu.runtime
+    assert emu.invoke({}).wait(15).outcome == "response"
+    assert emu.runtime is handle and handle.poll() is None  # the same workers serve on
+
+
 @pytest.mark.parametrize("graceful", [True, False])
 def test_shutdown_sigterms_a_runtime_with_an_extension_and_kills_one_without(emulator, graceful):
     """Lambda sends SIGTERM only when an extension is registered (ours registers one when opted in)."""
