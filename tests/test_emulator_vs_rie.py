@@ -1,5 +1,6 @@
 """Differential: the same invokes through the emulator (scripts/runtime_emulator.py) and through AWS's RIE,
-with bootstrap.py as the runtime on both sides, wherever the RIE can answer (it buffers streams and drops
+with the same runtime on both sides (bootstrap.py; and AWS's awslambdaric where it can serve the scenario),
+wherever the RIE can answer (it buffers streams and drops
 their trailers). Compared: what the caller gets (the RIE's HTTP status class and the body, byte for byte
 with request ids masked), and what the runtime sees (its context, through a handler that reports it).
 
@@ -12,6 +13,7 @@ same sentence).
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
 import sys
@@ -19,6 +21,7 @@ import sys
 import pytest
 import rie
 from conftest import BASE_ENV, BOOTSTRAP, HANDLERS_DIR
+from frozen import AWSLAMBDARIC_WRAPPER
 from launch_helpers import HOSTILE_DIR, call
 from runtime_emulator import RuntimeEmulator, subprocess_launcher
 
@@ -62,10 +65,25 @@ def _context_shape(doc):
     return shape
 
 
-def through_rie(handler, task_root, invokes, tmp_path):
+RUNTIMES = {
+    "ours": [sys.executable, str(BOOTSTRAP)],
+    "awslambdaric": ["/bin/sh", str(AWSLAMBDARIC_WRAPPER), sys.executable],
+}
+# Where awslambdaric cannot serve a scenario (it crashes on a 413, streams nothing, and its chained error
+# and exit differ by design), or cannot be installed (Python 3.9), only ours runs it.
+RIC_SCENARIOS = ("json", "bytes", "function-error", "init-error", "timeout", "context")
+HAS_RIC = importlib.util.find_spec("awslambdaric") is not None
+CASES = [
+    pytest.param(runtime, *scenario, id="%s-%s" % (runtime, scenario[0]))
+    for runtime in RUNTIMES
+    for scenario in SCENARIOS
+    if runtime == "ours" or (HAS_RIC and scenario[0] in RIC_SCENARIOS)
+]
+
+
+def through_rie(argv, handler, task_root, invokes, tmp_path):
     env = {"_HANDLER": handler, "LAMBDA_TASK_ROOT": str(task_root)}
     seen = []
-    argv = [sys.executable, str(BOOTSTRAP)]
     with rie.RieProcess(argv, env=env, function_timeout=FUNCTION_TIMEOUT, log_dir=str(tmp_path)) as r:
         for payload, client_context in invokes:
             headers = {}
@@ -78,11 +96,11 @@ def through_rie(handler, task_root, invokes, tmp_path):
     return seen
 
 
-def through_emulator(handler, task_root, invokes, tmp_path):
+def through_emulator(argv, handler, task_root, invokes, tmp_path):
     settings = {**BASE_ENV, "_HANDLER": handler, "LAMBDA_TASK_ROOT": str(task_root)}
     seen = []
     with open(tmp_path / "emulator-runtime.log", "wb") as log:
-        launch = subprocess_launcher([sys.executable, str(BOOTSTRAP)], settings, str(task_root), log, log)
+        launch = subprocess_launcher(argv, settings, str(task_root), log, log)
         with RuntimeEmulator(launcher=launch, timeout=FUNCTION_TIMEOUT) as emu:
             for payload, client_context in invokes:
                 inv = emu.invoke(payload, client_context=client_context).wait(30)
@@ -90,12 +108,12 @@ def through_emulator(handler, task_root, invokes, tmp_path):
     return seen
 
 
-@pytest.mark.parametrize("name,handler,task_root,invokes", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize("runtime,name,handler,task_root,invokes", CASES)
 def test_the_caller_and_the_runtime_see_what_they_see_under_the_rie(
-    name, handler, task_root, invokes, tmp_path
+    runtime, name, handler, task_root, invokes, tmp_path
 ):
-    expected = through_rie(handler, task_root, invokes, tmp_path)
-    got = through_emulator(handler, task_root, invokes, tmp_path)
+    expected = through_rie(RUNTIMES[runtime], handler, task_root, invokes, tmp_path)
+    got = through_emulator(RUNTIMES[runtime], handler, task_root, invokes, tmp_path)
     if name == "context":
         expected = [(s, _context_shape(json.loads(doc))) for s, doc in expected]
         got = [(s, _context_shape(json.loads(doc))) for s, doc in got]
