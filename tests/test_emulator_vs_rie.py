@@ -1,8 +1,8 @@
 """Differential: the same invokes through the emulator (scripts/runtime_emulator.py) and through AWS's RIE,
 with the same runtime on both sides (bootstrap.py; and AWS's awslambdaric where it can serve the scenario),
-wherever the RIE can answer (it buffers streams and drops
-their trailers). Compared: what the caller gets (the RIE's HTTP status class and the body, byte for byte
-with request ids masked), and what the runtime sees (its context, through a handler that reports it).
+wherever the RIE can answer (it buffers streams and drops their trailers). Compared: what the caller gets
+(the RIE's HTTP status class and the body, byte for byte with request ids masked), and what the runtime
+sees (its context, through a handler that reports it).
 
 Known differences, left out of the comparison on purpose: the RIE's fixed function settings (name, memory,
 log group and stream), a trace id (the RIE sends none; Lambda, and the emulator, always do), and the
