@@ -74,9 +74,6 @@ class RuntimeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def poll(self) -> Optional[int]:
-        return self.proc.poll()
-
     def stdout_bytes(self) -> bytes:
         return self.stdout_path.read_bytes()
 
@@ -411,14 +408,12 @@ def rie_ours_argv(request):
     return rie_argv_of(request.param)
 
 
-# --- the same emulator, under the name the fault-injection tests use ----------------------------------------
+# --- the fault-injection tests: the same emulator under their name, and their launcher ---------------------
 
 
 @pytest.fixture
-def api():
-    server = RuntimeEmulator().start()
-    yield server
-    server.stop()
+def api(fake_api):
+    return fake_api
 
 
 @pytest.fixture
