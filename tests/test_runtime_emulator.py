@@ -281,11 +281,10 @@ def test_managed_instances_serve_invokes_at_once(emulator):
     emu = emulator("lmi.work", concurrency=3)
     assert emu.runtime_env()["AWS_LAMBDA_MAX_CONCURRENCY"] == "3"
     emu.invoke({}).wait(20)  # the workers are up
-    started = time.monotonic()
-    invs = [emu.invoke({"sleep": 1}) for _ in range(3)]
+    invs = [emu.invoke({"sleep": 1}) for _ in range(4)]
     pids = {inv.wait(15).json()["pid"] for inv in invs}
-    assert len(pids) == 3 and time.monotonic() - started < 2.5
-    assert emu.max_in_flight == 3
+    assert len(pids) == 3  # three workers served them
+    assert emu.max_in_flight == 3  # three at once, never the fourth beside them
 
 
 def test_managed_instances_time_out_without_a_restart_and_refuse_the_late_answer_with_410(emulator):
