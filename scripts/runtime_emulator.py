@@ -690,10 +690,11 @@ class RuntimeEmulator:
                 self._runtime_exited(handle, code)
 
     def _overdue(self, inv: Invocation, now_ms: float) -> bool:
-        """Past its deadline with no answer coming in (a post being read counts as in time)."""
+        """Past its deadline and not answered. A buffered post being read counts as in time; a stream that
+        runs past the deadline does not."""
         enforced = inv.timeout is not None or self.enforce_deadline
         late = inv.deadline_ms is not None and now_ms > inv.deadline_ms
-        return enforced and late and inv.answering is None and not inv.answered
+        return enforced and late and (inv.answering is None or inv.streamed) and not inv.answered
 
     def _time_out(self, inv: Invocation) -> None:
         inv.timed_out = True
@@ -1244,6 +1245,8 @@ class RuntimeEmulator:
                 status, reply = refusal
             elif inv is None:  # not strict: anything goes
                 status, reply = 202, OK_BODY
+            elif inv.timed_out:  # a stream cut off by the timeout
+                status, reply = 410, INVOKE_TIMEOUT_BODY
             else:
                 status, reply = self._settle(req, inv)
             req.status = status

@@ -248,6 +248,15 @@ def test_timeout_answers_the_caller_then_the_runtime_is_stopped_and_started_agai
     assert emu.check_ledger() == []
 
 
+def test_a_stream_that_runs_past_the_timeout_is_cut_off(emulator):
+    emu = emulator("streaming.pieces", timeout=1.0)
+    inv = emu.invoke({"chunks": ["a", "b", "c", "d", "e"], "sleep": 0.4})
+    assert next(inv.chunks(timeout=10)) == b"a"
+    inv.wait(10)
+    assert (inv.outcome, inv.error_type) == ("timeout", "Sandbox.Timedout")
+    assert emu.invoke({"chunks": ["z"]}).wait(15).body == b"z"  # from a runtime started again
+
+
 def test_init_error_is_the_answer_and_each_invoke_inits_again(emulator):
     emu = emulator("import_err.handler")
     inv = emu.invoke({}).wait(15)
