@@ -1019,7 +1019,7 @@ class RuntimeEmulator:
                 with self._cond:
                     req.chunks.append(Chunk(time.monotonic(), size))
                     req.size += size
-                    if stream_to is not None:
+                    if stream_to is not None and req.size <= self.stream_limit:  # RAPID cuts there
                         stream_to._piece(data)
                     self._cond.notify_all()
             trailers, trailer_bytes = [], 0

@@ -231,6 +231,15 @@ def test_oversized_response_is_refused_413_and_the_caller_gets_the_size_error(em
     assert emu.invoke({"n": 3}).wait(15).body == b'"yyy"'  # the runtime went on
 
 
+def test_a_stream_over_its_limit_reaches_the_caller_up_to_the_limit_then_fails(emulator):
+    emu = emulator("streaming.pieces", stream_limit=10)
+    inv = emu.invoke({"chunks": ["aaaa", "bbbb", "cccc", "dddd"]})
+    pieces = list(inv.chunks(timeout=15))
+    assert pieces == [b"aaaa", b"bbbb", inv.body]  # what fits, then the error
+    assert (inv.outcome, inv.error_type) == ("error", "Function.ResponseSizeTooLarge")
+    assert b"(10 bytes)" in inv.body and [a.status for a in inv.answers] == [413]
+
+
 def test_timeout_answers_the_caller_then_the_runtime_is_stopped_and_started_again(emulator):
     emu = emulator("app.sleeps", timeout=1.0)
     slow = emu.invoke({"seconds": 30})
