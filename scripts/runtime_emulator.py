@@ -112,13 +112,10 @@ Recording and fault injection (tests)
   ``wait_for(predicate)``, ``wait_answer(id)``, ``wait_idle()``, ``wait_init_error()``, ``wait_chunks()``,
   ``wait_extension_waiting(name)``; extensions: ``extension_invoke()``, ``extension_shutdown()``,
   ``push_extension_event()``, ``extension_named()``.
-
-Command line: ``python scripts/runtime_emulator.py --port N [--prefix /.rt]`` serves until interrupted.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import collections
 import contextlib
@@ -130,7 +127,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -1794,32 +1790,3 @@ def subprocess_launcher(
         return SubprocessRuntime(popen)
 
     return launch
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the emulated Lambda Runtime API until interrupted.")
-    parser.add_argument(
-        "--port", type=int, default=9001, help="port on 127.0.0.1 (0: a free one; default 9001)"
-    )
-    parser.add_argument("--prefix", default="", help="a path prefix, e.g. /.rt as cargo-lambda uses")
-    parser.add_argument(
-        "--event", action="append", default=[], help="an event (JSON text) to queue; repeatable"
-    )
-    args = parser.parse_args(argv)
-    with RuntimeEmulator(port=args.port, prefix=args.prefix) as emulator:
-        invocations = [emulator.invoke(event.encode()) for event in args.event]
-        print("AWS_LAMBDA_RUNTIME_API=%s" % emulator.runtime_api, flush=True)
-        try:
-            for inv in invocations:
-                inv.wait(timeout=emulator.timeout + 60)
-                print(json.dumps({"requestId": inv.request_id, "outcome": inv.outcome,
-                                  "errorType": inv.error_type, "body": inv.body.decode("utf-8", "replace")}),
-                      flush=True)  # fmt: skip
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
