@@ -15,7 +15,7 @@ Lambda's environment. Two variants:
 
 Two uses:
 
-* ``check``: start the bootstrap against a Runtime API of this script's own that answers nothing,
+* ``check``: start the bootstrap against the Runtime API emulator (runtime_emulator.py) with no event,
   and report how init ended: the runtime asked for its first event (init done), posted an init
   error (which one), or exited (why). build.sh runs this on every zip it makes. The handler is
   loaded but never called.
@@ -30,21 +30,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import json
 import os
 import shutil
 import signal
-import socketserver
 import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+
+from runtime_emulator import RuntimeEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "lambda-root"
@@ -284,48 +283,6 @@ class InitOutcome(NamedTuple):
         return True
 
 
-class _ProbeAPI(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ProbeHandler)
-        self.ready = threading.Event()
-        self.init_error: Optional[dict] = None
-        self.release = threading.Event()
-
-
-class _ProbeHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _ProbeAPI
-
-    def log_message(self, *args: object) -> None:  # the runtime's own output is what matters
-        pass
-
-    def do_GET(self) -> None:
-        if self.path.endswith("/runtime/invocation/next"):
-            self.server.ready.set()
-            # Init is over; no event ever comes. Hold the request until the check is done.
-            self.server.release.wait(timeout=60)
-            return
-        self.send_error(404)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.endswith("/runtime/init/error"):
-            try:
-                self.server.init_error = json.loads(body)
-            except ValueError:
-                self.server.init_error = {"errorType": "?", "errorMessage": body.decode(errors="replace")}
-            self.send_response(202)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-            self.server.ready.set()
-            return
-        self.send_error(404)
-
-
 def _stop(proc: subprocess.Popen) -> None:
     """End the sandbox we started (bwrap is its own session leader and PID-namespace parent)."""
     if proc.poll() is None:
@@ -337,16 +294,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def check_init(root: LambdaRoot, handler: str, env: Dict[str, str], timeout: float = 60.0) -> InitOutcome:
     """Start the bootstrap in the root and wait, at most ``timeout`` s, for init to end."""
-    api = _ProbeAPI()
-    thread = threading.Thread(target=api.serve_forever, daemon=True)
-    thread.start()
+    api = RuntimeEmulator().start()  # no event ever comes: the first /next is held until the end
     scratch = Path(tempfile.mkdtemp(prefix="lambda-root-"))
     try:
-        runtime_env = {
-            "_HANDLER": handler,
-            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % api.server_address[1],
-            **env,
-        }
+        runtime_env = {"_HANDLER": handler, "AWS_LAMBDA_RUNTIME_API": api.address, **env}
         command = root.command([root.bootstrap], runtime_env, scratch)
         with open(scratch / "output", "w+b") as log:
             started = time.monotonic()
@@ -359,8 +310,8 @@ def check_init(root: LambdaRoot, handler: str, env: Dict[str, str], timeout: flo
             )
             try:
                 deadline = started + timeout
-                while not api.ready.is_set() and proc.poll() is None and time.monotonic() < deadline:
-                    api.ready.wait(0.02)
+                while not api.wait_init(0.02) and proc.poll() is None and time.monotonic() < deadline:
+                    pass
                 if api.init_error is not None:
                     # The runtime exits after posting; its last words belong in the report.
                     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -372,7 +323,7 @@ def check_init(root: LambdaRoot, handler: str, env: Dict[str, str], timeout: flo
             output = log.read().decode(errors="replace")
         if api.init_error is not None:
             state = "init-error"
-        elif api.ready.is_set():
+        elif api.wait_init(0) == "ready":
             state = "ready"
         elif proc.returncode is not None and seconds < timeout:
             state = "exited"
@@ -381,9 +332,7 @@ def check_init(root: LambdaRoot, handler: str, env: Dict[str, str], timeout: flo
         exit_code = proc.returncode if state in ("exited", "init-error") else None
         return InitOutcome(state, api.init_error, exit_code, output, seconds)
     finally:
-        api.release.set()
-        api.shutdown()
-        api.server_close()
+        api.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
 

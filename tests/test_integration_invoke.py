@@ -357,7 +357,7 @@ def test_five_megabyte_event_and_response(fake_api, runtime, both):
     rt = runtime("app.dispatch", both)
     a_event, a_resp = _serve(fake_api, rt, [r_event, r_resp], timeout=30)
     assert a_event.json() == {"len": n, "head": "x" * 10}
-    assert a_resp.kind == "response" and a_resp.reply_status == 202
+    assert a_resp.kind == "response" and a_resp.status == 202
     assert len(a_resp.body) == n + 2
     assert a_resp.body == b'"' + b"y" * n + b'"'
 
