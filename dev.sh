@@ -58,8 +58,8 @@ responses with their trailers, reloads, and speaks the function URL and InvokeWi
 Examples:
   $PROG                                  # example/ on :9000
   curl -N localhost:9000/hello           # as a function URL
-  aws lambda invoke --endpoint-url http://127.0.0.1:9000 --function-name f --payload '{}' \\
-      --cli-binary-format raw-in-base64-out out.json
+  aws lambda invoke --endpoint-url http://127.0.0.1:9000 --function-name f --payload '{}' out.json
+                                         # (AWS CLI v2: add --cli-binary-format raw-in-base64-out)
   $PROG path/to/fn --handler main.handler --env-file .env --timeout 30
 EOF
 }

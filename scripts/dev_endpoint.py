@@ -40,7 +40,7 @@ import time
 import urllib.parse
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import eventstream
 import function_url
@@ -285,23 +285,31 @@ class LogPump:
 
 
 class Runtime:
-    """How the runtime is started: from source in a venv, or frozen in the Lambda-like root."""
+    """How a runtime is started: from source in a venv, or frozen in the Lambda-like root. Each save
+    prepares a new launcher (a venv or a zip of its own), so the runtime of the old code keeps serving
+    while the new one starts."""
 
     def __init__(self, settings: Settings, logs: LogPump):
         self.settings = settings
         self.logs = logs
         self.venv = FunctionVenv(settings.python, settings.function_dir)
-        self.python: Optional[str] = None
-        self.frozen_task: Optional[Path] = None
         self._scratch = Path(tempfile.mkdtemp(prefix="dev-endpoint-"))
-        self.processes: List[SubprocessRuntime] = []
+        self._tasks: List[Path] = []  # unpacked zips (--frozen), the newest last
 
-    def prepare(self) -> None:
-        """Make what the next start needs: the venv, or a freshly built and unpacked zip."""
+    def prepare(self) -> Callable[[Dict[str, str]], SubprocessRuntime]:
+        """A launcher for the emulator, made for the function as it is now: the venv (made if its
+        requirements are new), or a freshly built and unpacked zip."""
         if self.settings.frozen:
-            self.frozen_task = self._build_zip()
-        else:
-            self.python = self.venv.ensure()
+            task = self._build_zip()
+            return lambda runtime_env: self._launch_frozen(task, runtime_env)
+        python = self.venv.ensure()
+        return lambda runtime_env: self._launch_source(python, runtime_env)
+
+    def forget_old_zips(self) -> None:
+        """Remove the unpacked zips no runtime runs from any more."""
+        for task in self._tasks[:-1]:
+            shutil.rmtree(task, ignore_errors=True)
+        del self._tasks[:-1]
 
     def _build_zip(self) -> Path:
         import lambda_root
@@ -310,32 +318,30 @@ class Runtime:
         command = [str(REPO / "build.sh"), "--handler", self.settings.handler, "--dist", str(dist)]
         for key, value in self.settings.env.items():
             command += ["--env", "%s=%s" % (key, value)]
-        say("building the zip: %s %s" % (" ".join(command[:1]), self.settings.function_dir))
+        say("building the zip: ./build.sh %s" % self.settings.function_dir)
         result = subprocess.run([*command, str(self.settings.function_dir)], stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise DevError("./build.sh failed (exit %d): fix the function and save" % result.returncode)
         task = self._scratch / ("task-%d" % time.monotonic_ns())
         task.mkdir()
         lambda_root.unpack_zip(dist / "bootstrap.zip", task)
-        if self.frozen_task is not None:
-            shutil.rmtree(self.frozen_task, ignore_errors=True)
+        self._tasks.append(task)
         return task
 
-    def launch(self, runtime_env: Dict[str, str]) -> SubprocessRuntime:
-        """The emulator's launcher: the runtime in its own session, its output shown and kept."""
-        settings = self.settings
-        if settings.frozen:
-            import lambda_root
+    def _launch_frozen(self, task: Path, runtime_env: Dict[str, str]) -> SubprocessRuntime:
+        import lambda_root
 
-            assert self.frozen_task is not None
-            root = lambda_root.LambdaRoot(self.frozen_task)
-            env = {**runtime_env, **function_environment(settings, "/var/task"), "PYTHONUNBUFFERED": "1"}
-            argv, env, cwd = root.command([root.bootstrap], env, self._scratch), None, None
-        else:
-            assert self.python is not None
-            env = {**host_environment(), **runtime_env}
-            env.update(function_environment(settings, str(settings.function_dir)))
-            argv, cwd = [self.python, str(REPO / "bootstrap.py")], str(settings.function_dir)
+        root = lambda_root.LambdaRoot(task)
+        env = {**runtime_env, **function_environment(self.settings, "/var/task")}
+        return self._start(root.command([root.bootstrap], env, self._scratch), None, None)
+
+    def _launch_source(self, python: str, runtime_env: Dict[str, str]) -> SubprocessRuntime:
+        env = {**host_environment(), **runtime_env}
+        env.update(function_environment(self.settings, str(self.settings.function_dir)))
+        return self._start([python, str(REPO / "bootstrap.py")], env, str(self.settings.function_dir))
+
+    def _start(self, argv: List[str], env: Optional[Dict[str, str]], cwd: Optional[str]) -> SubprocessRuntime:
+        """The runtime in its own session (the emulator kills its group), its output shown and kept."""
         popen = subprocess.Popen(
             argv,
             env=env,
@@ -346,14 +352,10 @@ class Runtime:
             start_new_session=True,
         )
         threading.Thread(target=self.logs.follow, args=(popen.stdout,), daemon=True).start()
-        process = SubprocessRuntime(popen)
-        self.processes = [p for p in self.processes if p.poll() is None] + [process]
-        return process
+        return SubprocessRuntime(popen)
 
     def stop(self) -> None:
         self.venv.stop()
-        for process in self.processes:
-            process.kill()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
@@ -361,17 +363,47 @@ class Runtime:
 
 
 class Invocations:
-    """The emulator, and the line printed for each invocation."""
+    """The emulator, the line printed for each invocation, and the gate a reload closes: a reload waits
+    for the invocations in flight and holds new ones back until the new runtime is started, so that none
+    is handed to a runtime about to be stopped."""
 
-    def __init__(self, emulator: RuntimeEmulator, logs: LogPump, settings: Settings):
-        self.emulator = emulator
+    def __init__(self, logs: LogPump, settings: Settings):
+        self.emulator: Optional[RuntimeEmulator] = None  # the current execution environment
         self.logs = logs
         self.memory = settings.memory
         # Every wait is bounded: the emulator ends an invocation at the function timeout; an init may
         # take Lambda's 10 s more, and a slow machine more still.
         self.wait_limit = settings.timeout + 60.0
+        self._gate = threading.Condition()
+        self._in_flight = 0
+        self._reloading = False
+
+    def hold(self) -> None:
+        with self._gate:
+            if not self._gate.wait_for(lambda: not self._reloading, timeout=self.wait_limit):
+                raise TimeoutError("the runtime is still being started again")
+            self._in_flight += 1
+
+    def release(self) -> None:
+        with self._gate:
+            self._in_flight -= 1
+            self._gate.notify_all()
+
+    def swap(self, emulator: RuntimeEmulator) -> Optional[RuntimeEmulator]:
+        """Send the next invocations to ``emulator``, once those in flight (each bounded by its timeout)
+        are done; returns the one they went to before."""
+        with self._gate:
+            self._reloading = True
+            try:
+                self._gate.wait_for(lambda: self._in_flight == 0, timeout=self.wait_limit)
+                old, self.emulator = self.emulator, emulator
+            finally:
+                self._reloading = False
+                self._gate.notify_all()
+        return old
 
     def start(self, payload: bytes, **options):
+        assert self.emulator is not None
         return self.emulator.invoke(payload, **options), self.logs.mark()
 
     def finish(self, invocation, mark: int, what: str, status: str) -> str:
@@ -497,6 +529,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.aws_error(413, "RequestTooLargeException", str(exc))
             return
+        invocations = self.server.invocations
+        try:
+            invocations.hold()
+        except TimeoutError as exc:
+            self.aws_error(503, "ServiceException", str(exc))
+            return
         try:
             if self.command == "POST" and INVOKE_PATH.match(path):
                 self.invoke(body)
@@ -506,6 +544,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.function_url(body)
         except ClientGone:
             self.close_connection = True
+        finally:
+            invocations.release()
 
     def invoke_options(self) -> Optional[dict]:
         """The invoke's client context; None after answering a request that is not valid."""
@@ -537,13 +577,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         invocation, mark = invocations.start(body, **options)
         if kind == "Event":
             self.send_whole(202, [("X-Amzn-RequestId", invocation.request_id)], b"")
-            threading.Thread(
-                target=invocations.finish, args=(invocation, mark, "invoke (Event)", "202"), daemon=True
-            ).start()
+            invocations.hold()  # for the thread below, which outlives this request
+
+            def finish_later():
+                try:
+                    invocations.finish(invocation, mark, "invoke (Event)", "202")
+                finally:
+                    invocations.release()
+
+            threading.Thread(target=finish_later, daemon=True).start()
             return
-        invocation.wait(timeout=invocations.wait_limit)
-        answer = invocation.body
         tail = invocations.finish(invocation, mark, "invoke", "200")
+        answer = invocation.body
         headers = [
             ("Content-Type", invocation.content_type or "application/json"),
             ("X-Amzn-RequestId", invocation.request_id),
@@ -689,54 +734,85 @@ def _chain(first: bytes, rest):
 
 
 class Reloader:
-    """Watches the function (and the runtime's own source) and starts the runtime again on each save:
-    a new venv first when requirements.txt changed, a new zip first with --frozen."""
+    """Starts a new execution environment (an emulator and its runtime) for the function as it is, at
+    start and after each save: a new venv first when requirements.txt changed, a new zip first with
+    --frozen. The new runtime initialises while the old one still serves; then the invocations move
+    over, and the old one is stopped. (Each environment has an emulator of its own, so that nothing of
+    the old runtime, such as its pending /next, can take an event meant for the new one.)"""
 
-    def __init__(self, settings: Settings, runtime: Runtime, emulator: RuntimeEmulator):
+    def __init__(self, settings: Settings, runtime: Runtime, invocations: Invocations):
         self.settings = settings
         self.runtime = runtime
-        self.emulator = emulator
+        self.invocations = invocations
         self.stop_event = threading.Event()
+        self.watching = threading.Event()
         self.paths = [settings.function_dir]
         if not settings.frozen:
             self.paths += [p for p in (REPO / "bootstrap.py", REPO / "lambda_bootstrap") if p.exists()]
 
-    def start_runtime(self, why: str) -> None:
-        """(Re)start the runtime now, so that an init error shows at once, not at the next request."""
+    def start_runtime(self, why: str) -> bool:
+        """A new runtime for the function as it is now; an init error shows at once. False when the
+        runtime could not even be prepared (the old one, if any, keeps serving)."""
         started = time.monotonic()
         try:
-            self.runtime.prepare()
+            launcher = self.runtime.prepare()
         except DevError as exc:
-            say("%s; the runtime was not started again (it still runs the code it had)" % exc)
-            return
-        self.emulator.restart_runtime()
-        state = self.emulator.wait_init(timeout=60)
-        duration = self.emulator.init_duration_ms
+            keeps = " (the runtime of the code before keeps serving)" if self.invocations.emulator else ""
+            say("%s%s" % (exc, keeps))
+            return False
+        settings = self.settings
+        emulator = RuntimeEmulator(
+            launcher=launcher,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+            function_name=settings.function_name,
+            memory_mb=settings.memory,
+            handler=settings.handler,
+        ).start()
+        emulator.start_runtime()
+        state = emulator.wait_init(timeout=60)
+        old = self.invocations.swap(emulator)
+        if old is not None:
+            old.stop()
+            self.runtime.forget_old_zips()
         if state == "ready":
             say(
                 "runtime %s: ready in %.0f ms (init %.1f ms)"
-                % (why, (time.monotonic() - started) * 1000, duration or 0.0)
+                % (why, (time.monotonic() - started) * 1000, emulator.init_duration_ms or 0.0)
             )
         elif state == "init_error":
-            error = self.emulator.init_error or {}
+            error = emulator.init_error or {}
             say(
                 "runtime %s: init failed: %s: %s\n  every request gets this error until the code is fixed "
                 "(save to try again)" % (why, error.get("errorType"), error.get("errorMessage"))
             )
         else:
-            say("runtime %s: it exited during init (%s); save to try again" % (why, state))
+            say("runtime %s: %s during init; save to try again" % (why, state or "no answer in 60 s"))
+        return True
 
     def run(self) -> None:
         import watchfiles
 
+        # yield_on_timeout: the first (empty) yield says the watch is in place, before any change.
         for changes in watchfiles.watch(
-            *self.paths, stop_event=self.stop_event, debounce=50, step=20, raise_interrupt=False
+            *self.paths,
+            stop_event=self.stop_event,
+            debounce=50,
+            step=20,
+            rust_timeout=500,
+            yield_on_timeout=True,
+            raise_interrupt=False,
         ):
-            names = sorted({os.path.relpath(path, self.settings.function_dir) for _, path in changes})
-            self.start_runtime("reloaded after a change to %s" % ", ".join(names[:3]))
+            self.watching.set()
+            if changes:
+                names = sorted({os.path.relpath(path, self.settings.function_dir) for _, path in changes})
+                self.start_runtime("reloaded after a change to %s" % ", ".join(names[:3]))
 
     def stop(self) -> None:
         self.stop_event.set()
+        emulator = self.invocations.emulator
+        if emulator is not None:
+            emulator.stop()
 
 
 # --- the command line -----------------------------------------------------------------------------------
@@ -801,45 +877,30 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
 def serve(settings: Settings) -> None:
     logs = LogPump()
     runtime = Runtime(settings, logs)
-    emulator = RuntimeEmulator(
-        launcher=runtime.launch,
-        timeout=settings.timeout,
-        concurrency=settings.concurrency,
-        function_name=settings.function_name,
-        memory_mb=settings.memory,
-        handler=settings.handler,
-    )
-    reloader = None
+    invocations = Invocations(logs, settings)
     try:
-        try:
-            endpoint = Endpoint((settings.host, settings.port), Invocations(emulator, logs, settings))
-        except OSError as exc:
-            raise DevError(
-                "cannot listen on %s:%d (%s): is another dev.sh running? pick another with --port"
-                % (settings.host, settings.port, exc.strerror)
-            ) from exc
-        emulator.start()
-        reloader = Reloader(settings, runtime, emulator)
-        try:
-            runtime.prepare()
-        except DevError as exc:
-            raise DevError("%s (the endpoint did not start)" % exc) from exc
-        reloader.start_runtime("started")
+        endpoint = Endpoint((settings.host, settings.port), invocations)
+    except OSError as exc:
+        raise DevError(
+            "cannot listen on %s:%d (%s): is another dev.sh running? pick another with --port"
+            % (settings.host, settings.port, exc.strerror)
+        ) from exc
+    reloader = Reloader(settings, runtime, invocations)
+    try:
+        if not reloader.start_runtime("started"):
+            raise DevError("the endpoint did not start")
         if settings.watch:
             threading.Thread(target=reloader.run, daemon=True).start()
+            if not reloader.watching.wait(timeout=30):
+                raise DevError("the file watcher did not start within 30 s")
         say(
             "serving %s on http://%s:%d  (function URL on any path; Invoke API as function %r; Ctrl-C stops)"
             % (settings.function_dir, settings.host, endpoint.server_address[1], settings.function_name)
         )
-        try:
-            endpoint.serve_forever(poll_interval=0.2)
-        finally:
-            endpoint.server_close()
+        endpoint.serve_forever(poll_interval=0.2)
     finally:
-        if reloader is not None:
-            reloader.stop()
-        runtime.venv.stop()
-        emulator.stop()
+        endpoint.server_close()
+        reloader.stop()
         runtime.stop()
 
 

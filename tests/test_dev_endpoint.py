@@ -1,0 +1,310 @@
+"""./dev.sh with real clients: curl on function URLs (chunk timing), boto3's invoke and
+invoke_with_response_stream, the AWS CLI; reload on save, init errors, the timeout and the runtime's
+restart, environment flags, Managed Instances workers, Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from dev_server import APP, GAP_S, REPO, DevServer, arrival_of, timed_read
+
+pytestmark = pytest.mark.slow
+CURL = shutil.which("curl")
+AWS = Path(sys.executable).with_name("aws")
+
+
+@pytest.fixture
+def function_dir(tmp_path):
+    folder = tmp_path / "fn"
+    folder.mkdir()
+    (folder / "app.py").write_text(APP)
+    return folder
+
+
+@pytest.fixture
+def serve(function_dir, tmp_path):
+    servers = []
+
+    def start(*args: str, folder: Path = function_dir) -> DevServer:
+        server = DevServer(folder, *args, log=tmp_path / ("dev-%d.log" % len(servers)))
+        servers.append(server)
+        return server.wait_serving()
+
+    yield start
+    for server in servers:
+        status, alive = server.stop()
+        assert alive == [], "processes left running after Ctrl-C: %s\n%s" % (alive, server.output())
+        assert status == 0, server.output()
+
+
+def lambda_client(server: DevServer):
+    return boto3.client(
+        "lambda",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 0}, read_timeout=60),
+    )
+
+
+def get(server: DevServer, path: str = "/", timeout: float = 30.0):
+    """(status, headers, body) of a function URL request, with the standard library's client."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
+
+
+def spaced(times, gap=GAP_S):
+    """Each arrival at least most of the function's gap after the one before."""
+    return all(later - earlier >= gap * 0.6 for earlier, later in zip(times, times[1:]))
+
+
+# --- function URLs -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_curl_gets_a_streamed_function_url_answer_chunk_by_chunk(serve):
+    server = serve()
+    pieces = timed_read([CURL, "-sS", "-N", "-i", server.url + "/stream"])
+    text = b"".join(data for _, data in pieces).decode()
+    head, _, body = text.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 201"), head
+    assert re.search(r"^x-from: prelude\r?$", head, re.MULTILINE | re.IGNORECASE)
+    assert re.findall(r"^Set-Cookie: (.*?)\r?$", head, re.MULTILINE | re.IGNORECASE) == ["a=1; Path=/", "b=2"]
+    assert body == "chunk 0\nchunk 1\nchunk 2\n"
+    times = [arrival_of(pieces, b"chunk %d" % i) for i in range(3)]
+    assert spaced(times), "curl got the chunks at %s, not %.1f s apart" % (times, GAP_S)
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_the_chunk_timing_tells_a_buffered_answer(serve):
+    """The counterpart: the same chunks through the buffered Invoke API arrive together, and the timing
+    check says so; so the test above would catch an endpoint that buffers."""
+    server = serve()
+    pieces = timed_read(
+        [CURL, "-sS", "-N", "-X", "POST", "-d", '{"action": "chunks"}',
+         server.url + "/2015-03-31/functions/function/invocations"]
+    )  # fmt: skip
+    assert b"".join(data for _, data in pieces) == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert not spaced([arrival_of(pieces, b"chunk %d" % i) for i in range(3)])
+
+
+def test_function_url_event_and_buffered_answer(serve):
+    server = serve()
+    status, _, body = get(server, "/echo/path?x=1&x=2")
+    assert status == 200
+    event = json.loads(body)["event"]
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/echo/path" and event["queryStringParameters"] == {"x": "1,2"}
+    assert event["requestContext"]["http"]["method"] == "GET"
+    status, _, body = get(server, "/fail")
+    assert (status, body) == (502, b'{"Message":"Internal Server Error"}')
+    assert re.search(r"GET /fail -> error Function\.ValueError", server.output())
+
+
+# --- the Invoke API with boto3 and the AWS CLI ----------------------------------------------------------
+
+
+def test_boto3_invoke_with_log_tail_and_function_error(serve):
+    server = serve()
+    client = lambda_client(server)
+    answer = client.invoke(FunctionName="any-name", Payload=b'{"k": 1}', LogType="Tail")
+    assert answer["StatusCode"] == 200 and "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read())["event"] == {"k": 1}
+    log = base64.b64decode(answer["LogResult"]).decode()
+    request_id = answer["ResponseMetadata"]["RequestId"]
+    assert log.startswith("START RequestId: %s" % request_id) or "START RequestId: %s" % request_id in log
+    assert "handling /" in log and "REPORT RequestId: %s" % request_id in log
+    failed = client.invoke(FunctionName="function", Payload=b'{"action": "fail"}')
+    assert failed["FunctionError"] == "Unhandled"
+    error = json.loads(failed["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("ValueError", "asked to fail")
+
+
+def test_boto3_invoke_with_response_stream_gets_chunks_as_they_come(serve):
+    server = serve()
+    client = lambda_client(server)
+    started = time.monotonic()
+    answer = client.invoke_with_response_stream(FunctionName="f", Payload=b'{"action": "chunks"}')
+    events, times = [], []
+    for event in answer["EventStream"]:
+        events.append(event)
+        times.append(time.monotonic() - started)
+    payload = [e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e]
+    assert payload == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
+    assert events[-1] == {"InvokeComplete": {}}
+    assert spaced(times[:3]), "boto3 got the chunks at %s" % times
+
+
+def test_boto3_stream_error_mid_stream_reaches_the_client_as_invoke_complete(serve):
+    server = serve()
+    client = lambda_client(server)
+    answer = client.invoke_with_response_stream(
+        FunctionName="f", Payload=b'{"action": "chunks", "fail": true}', LogType="Tail"
+    )
+    events = list(answer["EventStream"])
+    assert [e["PayloadChunk"]["Payload"] for e in events[:-1]] == [b"chunk 0\n", b"chunk 1\n", b"chunk 2\n"]
+    complete = events[-1]["InvokeComplete"]
+    assert complete["ErrorCode"] == "Function.ValueError"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "failed after 3 chunks"
+    assert "failed after 3 chunks" in base64.b64decode(complete["LogResult"]).decode()
+    # An error before any chunk: no payload, the error in InvokeComplete.
+    events = list(
+        client.invoke_with_response_stream(FunctionName="f", Payload=b'{"action": "fail"}')["EventStream"]
+    )
+    assert len(events) == 1 and events[0]["InvokeComplete"]["ErrorCode"] == "Function.ValueError"
+
+
+@pytest.mark.skipif(not AWS.exists(), reason="the AWS CLI (requirements-dev.txt: awscli) is not installed")
+def test_aws_cli_lambda_invoke(serve, tmp_path):
+    server = serve()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
+           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
+
+    def invoke(payload: str, out: Path):
+        result = subprocess.run(
+            [str(AWS), "lambda", "invoke", "--endpoint-url", server.url, "--function-name", "my-fn",
+             "--payload", payload, "--log-type", "Tail", str(out)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    meta = invoke('{"from": "cli"}', tmp_path / "ok.json")
+    assert meta["StatusCode"] == 200 and "FunctionError" not in meta
+    assert json.loads((tmp_path / "ok.json").read_text())["event"] == {"from": "cli"}
+    assert "handling /" in base64.b64decode(meta["LogResult"]).decode()
+    meta = invoke('{"action": "fail"}', tmp_path / "fail.json")
+    assert meta["FunctionError"] == "Unhandled"
+    assert json.loads((tmp_path / "fail.json").read_text())["errorType"] == "ValueError"
+
+
+# --- reload, init errors, timeout -----------------------------------------------------------------------
+
+
+def test_edit_and_the_next_request_runs_the_new_code(serve, function_dir):
+    server = serve()
+    _, _, body = get(server)
+    first = json.loads(body)
+    assert first["version"] == "v1"
+    saved = time.monotonic()
+    (function_dir / "app.py").write_text(APP.replace('VERSION = "v1"', 'VERSION = "v2"'))
+    deadline = saved + 10
+    while True:
+        _, _, body = get(server)
+        if json.loads(body)["version"] == "v2":
+            latency = time.monotonic() - saved
+            break
+        assert time.monotonic() < deadline, server.output()
+    assert json.loads(body)["pid"] != first["pid"]
+    print("reload latency: %.0f ms from save to the first new answer" % (latency * 1000))
+    assert latency < 2.0, "the new code answered %.2f s after the save" % latency
+
+
+def test_an_init_error_is_shown_and_answered_until_the_code_is_fixed(serve, function_dir):
+    server = serve()
+    mark = len(server.output())
+    (function_dir / "app.py").write_text("import no_such_module_anywhere\n" + APP)
+    server.wait_output(r"init failed: Runtime\.ImportModuleError", start=mark)
+    assert "No module named 'no_such_module_anywhere'" in server.output()[mark:]
+    client = lambda_client(server)
+    for _ in range(2):  # every request, not just the first
+        answer = client.invoke(FunctionName="function", Payload=b"{}")
+        assert answer["FunctionError"] == "Unhandled"
+        assert json.loads(answer["Payload"].read())["errorType"] == "Runtime.ImportModuleError"
+    assert get(server)[0] == 502
+    mark = len(server.output())
+    (function_dir / "app.py").write_text(APP)
+    server.wait_output(r"runtime reloaded .*: ready", start=mark)
+    assert json.loads(get(server)[2])["version"] == "v1"
+
+
+def test_a_timed_out_invocation_and_the_runtime_coming_back(serve):
+    server = serve("--timeout", "1")
+    client = lambda_client(server)
+    before = json.loads(client.invoke(FunctionName="f", Payload=b"{}")["Payload"].read())["pid"]
+    answer = client.invoke(FunctionName="f", Payload=b'{"action": "sleep", "seconds": 30}')
+    assert answer["FunctionError"] == "Unhandled"
+    error = json.loads(answer["Payload"].read())
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in error["errorMessage"]
+    assert re.search(r"invoke -> timeout Sandbox\.Timedout .*started again", server.output())
+    after = json.loads(client.invoke(FunctionName="f", Payload=b"{}")["Payload"].read())
+    assert after["version"] == "v1" and after["pid"] != before
+
+
+# --- configuration, concurrency, stopping ---------------------------------------------------------------
+
+
+def test_environment_memory_and_timeout_as_lambda_gives_them(serve, tmp_path):
+    env_file = tmp_path / "fn.env"
+    env_file.write_text("# comment\nFROM_FILE='from the file'\nGREETING=overridden\n")
+    server = serve("--env-file", str(env_file), "--env", "GREETING=hello", "--memory", "512", "--timeout", "7",
+                   "--function-name", "shop")  # fmt: skip
+    client = lambda_client(server)
+    result = json.loads(client.invoke(FunctionName="f", Payload=b'{"action": "env"}')["Payload"].read())
+    env = result["env"]
+    assert env["GREETING"] == "hello" and env["FROM_FILE"] == "from the file"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512" and result["memory"] == "512"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "shop" and env["TZ"] == ":UTC"
+    assert env["AWS_LAMBDA_MAX_CONCURRENCY"] is None  # one runtime, not a pool of one
+    assert 6000 < result["remaining_ms"] <= 7000
+
+
+def test_concurrency_runs_managed_instances_workers(serve):
+    server = serve("--concurrency", "2", "--timeout", "10")
+    client = lambda_client(server)
+    result = json.loads(client.invoke(FunctionName="f", Payload=b'{"action": "env"}')["Payload"].read())
+    assert result["env"]["AWS_LAMBDA_MAX_CONCURRENCY"] == "2"
+    answers = []
+
+    def slow():
+        payload = client.invoke(FunctionName="f", Payload=b'{"action": "sleep", "seconds": 1.5}')["Payload"]
+        answers.append(json.loads(payload.read())["pid"])
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=slow) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    elapsed = time.monotonic() - started
+    assert len(answers) == 2 and len(set(answers)) == 2, answers
+    assert elapsed < 2.8, "two 1.5 s invocations took %.1f s: they did not run at once" % elapsed
+
+
+def test_help_and_clear_errors(tmp_path):
+    result = subprocess.run([str(REPO / "dev.sh"), "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "Usage: ./dev.sh [FUNCTION_DIR]" in result.stdout
+    env = {**os.environ, "PYTHON": sys.executable}
+    for args, message in (
+        ([str(tmp_path / "missing")], "is not a folder"),
+        ([str(tmp_path), "--port", "70000"], "--port must be"),
+        ([str(tmp_path), "--timeout", "0"], "--timeout is in seconds"),
+        ([str(tmp_path), "--env", "NOEQUALS"], "--env wants KEY=VALUE"),
+    ):
+        result = subprocess.run(
+            [str(REPO / "dev.sh"), *args], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
