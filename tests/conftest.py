@@ -1,9 +1,9 @@
-"""Fixtures for the integration tests: a recording fake Runtime API and a launcher
+"""Fixtures for the integration tests: the Runtime API emulator (scripts/runtime_emulator.py) and a launcher
 that runs a runtime (ours, ``bootstrap.py``, or AWS's ``awslambdaric``) against it.
 
 Fixtures other test files can reuse:
 
-- ``fake_api``: a started :class:`FakeRuntimeAPI`, stopped at teardown.
+- ``fake_api`` (and ``api``): a started :class:`RuntimeEmulator`, stopped at teardown.
 - ``runtime``: a :class:`RuntimeLauncher`; ``runtime("app.echo", kind)`` starts a
   runtime subprocess and returns a :class:`RuntimeProcess`. Every process it started
   is killed (its whole process group) at teardown.
@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import frozen
 import pytest
 import rie
-from fake_runtime_api import FakeRuntimeAPI
-from faulty_runtime_api import FaultyRuntimeAPI, Launcher
+from launch_helpers import Launcher
+from runtime_emulator import RuntimeEmulator
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -73,6 +73,9 @@ class RuntimeProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
 
     def stdout_bytes(self) -> bytes:
         return self.stdout_path.read_bytes()
@@ -178,7 +181,7 @@ def spawn_runtime(
 class RuntimeLauncher:
     """Starts runtimes against a fake Runtime API; kills them all at teardown."""
 
-    def __init__(self, api: Optional[FakeRuntimeAPI], tmp_path: Path):
+    def __init__(self, api: Optional[RuntimeEmulator], tmp_path: Path):
         self.api = api
         self.tmp_path = tmp_path
         self.procs: List[RuntimeProcess] = []
@@ -233,7 +236,7 @@ class RuntimeLauncher:
 
 @pytest.fixture
 def fake_api():
-    api = FakeRuntimeAPI()
+    api = RuntimeEmulator()
     api.start()
     try:
         yield api
@@ -408,12 +411,12 @@ def rie_ours_argv(request):
     return rie_argv_of(request.param)
 
 
-# --- the raw-socket fault-injecting Runtime API (tests/faulty_runtime_api.py) ------------------------------
+# --- the same emulator, under the name the fault-injection tests use ----------------------------------------
 
 
 @pytest.fixture
 def api():
-    server = FaultyRuntimeAPI().start()
+    server = RuntimeEmulator().start()
     yield server
     server.stop()
 

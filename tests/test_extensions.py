@@ -162,7 +162,7 @@ def test_extension_registers_calls_back_and_leaves_at_shutdown(fake_api, extensi
     (reg,) = fake_api.of_kind("ext_register")
     assert reg.reply_status == 200 and json.loads(reg.body) == {"events": ["INVOKE", "SHUTDOWN"]}
     rids = [fake_api.extension_invoke() for _ in range(2)]
-    fake_api.wait_for(lambda a: len(_read_events(events)) >= 2, 10, "2 events recorded", ext.alive)
+    fake_api.wait_for(lambda: len(_read_events(events)) >= 2, 10, "2 events recorded", ext.alive)
     assert ext.alive()
     fake_api.extension_shutdown("spindown")
     assert ext.wait(10) == 0, ext.output
@@ -231,7 +231,7 @@ def test_extension_and_runtime_together(fake_api, extension, runtime, tmp_path):
     proc = runtime("app.echo", "ours")
     rid = fake_api.push_event({"both": True})
     assert fake_api.wait_answer(rid, 10, proc.alive).body == b'{"both": true}'
-    fake_api.wait_for(lambda a: _read_events(events), 10, "the INVOKE at the extension", ext.alive)
+    fake_api.wait_for(lambda: _read_events(events), 10, "the INVOKE at the extension", ext.alive)
     (seen,) = _read_events(events)
     assert seen["eventType"] == "INVOKE" and seen["requestId"] == rid
     assert seen["invokedFunctionArn"].startswith("arn:aws:lambda:")

@@ -13,13 +13,14 @@ import time
 import pytest
 import rie
 from conftest import HANDLERS_DIR
+from runtime_emulator import Fault
 
 EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
 
 
 def _registered_and_polling(api, proc):
     """Wait for the runtime's /next; return (register request, extension)."""
-    api.wait_for(lambda a: a.waiting_next > 0, 10, "the runtime in /next", proc.alive)
+    api.wait_for(lambda: api.waiting_next > 0, 10, "the runtime in /next", proc.alive)
     ext = api.wait_extension_waiting(EXTENSION_NAME, 10, proc.alive)
     (register,) = api.of_kind("ext_register")
     return register, ext
@@ -111,9 +112,8 @@ def test_sigterm_after_an_invocation_with_log_frames(fake_api, runtime, ours, tm
 
 
 def test_refused_registration_is_logged_and_the_runtime_serves_anyway(fake_api, runtime, ours):
-    fake_api.script_post(
-        "ext_register", status=403, body={"errorMessage": "nope", "errorType": "Extension.TooManyExtensions"}
-    )
+    body = b'{"errorMessage": "nope", "errorType": "Extension.TooManyExtensions"}'
+    fake_api.script_post("ext_register", Fault("status", status=403, body=body))
     proc = runtime("app.echo", ours, env={"LAMBDA_GRACEFUL_SHUTDOWN": "1"})
     rid = fake_api.push_event({"a": 1})
     assert fake_api.wait_answer(rid, 10, proc.alive).reply_status == 202

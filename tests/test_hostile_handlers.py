@@ -14,7 +14,8 @@ import signal
 import time
 
 import pytest
-from faulty_runtime_api import Fault, call
+from launch_helpers import call
+from runtime_emulator import Fault
 
 RAPID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 
@@ -200,7 +201,7 @@ def test_generator_failing_mid_stream_ends_with_trailers(api, launch):
         key,
     )
     assert "[ERROR] ValueError: failed mid-stream" in rt.stdout
-    assert len(api.answers(key)) == 1  # no /error after the stream began
+    assert len(api.answers_for(key)) == 1  # no /error after the stream began
     assert_lives_on(api, rt)
 
 
@@ -239,7 +240,7 @@ def test_os_exit_leaves_unanswered(api, launch, flavor):
     rt = launch("hostile.dispatch", api.address, flavor)
     key = api.push_event(call("os_exit", {"code": 1}))
     assert rt.run_until_exit(15) == 1
-    assert api.entry(key).delivered == "full" and api.answers(key) == []
+    assert api.entry(key).delivered == "full" and api.answers_for(key) == []
     assert rt.stdout == ""
     assert api.check_ledger(exited=True) == []
     assert api.check_ledger(exited=False) != []  # the ledger does see the unanswered event
@@ -307,7 +308,7 @@ def test_chdir_and_removed_cwd(api, launch, tmp_path):
 def test_environ_cleared_and_changed(api, launch):
     rt = launch("hostile.dispatch", api.address)
     invoke(api, rt, "environ_clear")
-    _, answer = invoke(api, rt, "environ_get", headers=[("Lambda-Runtime-Trace-Id", "Root=1-abc")])
+    _, answer = invoke(api, rt, "environ_get", extra_headers=[("Lambda-Runtime-Trace-Id", "Root=1-abc")])
     got = json.loads(answer.body)
     assert got == {"function_name": None, "trace": "Root=1-abc", "keys": ["_X_AMZN_TRACE_ID"]}
     invoke(api, rt, "environ_set", {"_X_AMZN_TRACE_ID": "bogus", "AWS_LAMBDA_FUNCTION_NAME": "other"})
@@ -363,7 +364,7 @@ def test_pooled_threads_log_the_current_invocation(api, launch, pool):
     keys = []
     for i in range(3):
         tenant = [("Lambda-Runtime-Aws-Tenant-Id", "tenant-%d" % i)]
-        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, headers=tenant)
+        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, extra_headers=tenant)
         assert answer.kind == "response", answer.body
         keys.append(key)
     out = rt.wait_output('"pooled t2"', 10, "stdout")

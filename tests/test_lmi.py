@@ -20,7 +20,7 @@ import pytest
 
 @pytest.fixture
 def lmi_api(fake_api):
-    fake_api.concurrent = True
+    fake_api.concurrency = 64  # more than any test's workers: the runtime sets the pace
     return fake_api
 
 
@@ -41,7 +41,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _wait_polling(api, proc, n, timeout=15.0):
-    api.wait_for(lambda a: a.waiting_next >= n, timeout, "%d workers blocked in /next" % n, proc.alive)
+    api.wait_for(lambda: api.waiting_next >= n, timeout, "%d workers blocked in /next" % n, proc.alive)
 
 
 def _answers_by_rid(api, rids) -> Dict[str, List]:
@@ -123,7 +123,7 @@ def test_a_dead_worker_is_replaced_and_the_others_go_on(lmi_api, runtime):
     dies = lmi_api.push_event({"sleep": 0.2, "exit": 7})
     c = lmi_api.push_event({"sleep": 1.0})
     lmi_api.wait_for(
-        lambda api: api.answers_for(a) and api.answers_for(c), 15, "the other two answers", proc.alive
+        lambda: lmi_api.answers_for(a) and lmi_api.answers_for(c), 15, "the other two answers", proc.alive
     )
     assert lmi_api.answers_for(dies) == [], "a worker that died cannot have answered"
     proc.wait_output("exited with status 7", 10)
@@ -131,7 +131,7 @@ def test_a_dead_worker_is_replaced_and_the_others_go_on(lmi_api, runtime):
     _wait_polling(lmi_api, proc, n)
     survivors = {lmi_api.answers_for(r)[0].json()["pid"] for r in (a, c)}
     rids = [lmi_api.push_event({"sleep": 0.5}) for _ in range(n)]
-    lmi_api.wait_for(lambda api: all(api.answers_for(r) for r in rids), 15, "3 more answers", proc.alive)
+    lmi_api.wait_for(lambda: all(lmi_api.answers_for(r) for r in rids), 15, "3 more answers", proc.alive)
     pids = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
     assert len(pids) == n and survivors < pids, (survivors, pids)
     assert proc.alive()
@@ -486,7 +486,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
     in flight, once."""
     import http.client
 
-    from fake_runtime_api import NEXT_PATH, PREFIX
+    from runtime_emulator import INVOCATION_PREFIX, NEXT_PATH
 
     conns = [http.client.HTTPConnection("127.0.0.1", lmi_api.port, timeout=5) for _ in range(2)]
     results = {}
@@ -500,7 +500,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
     threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(2)]
     for t in threads:
         t.start()
-    lmi_api.wait_for(lambda a: a.waiting_next == 2, 5, "two blocked /next")
+    lmi_api.wait_for(lambda: lmi_api.waiting_next == 2, 5, "two blocked /next")
     rids = [lmi_api.push_event({}) for _ in range(2)]
     for t in threads:
         t.join(5)
@@ -512,7 +512,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
         (0, results[1]),
         (0, "unknown"),
     ):  # answered out of order
-        conns[i].request("POST", PREFIX + "/runtime/invocation/%s/response" % rid, body=b"1")
+        conns[i].request("POST", INVOCATION_PREFIX + "%s/response" % rid, body=b"1")
         resp = conns[i].getresponse()
         resp.read()
         statuses.append(resp.status)

@@ -431,14 +431,14 @@ def test_fake_records_chunk_times_and_can_drop_bodies_self_test(fake_api):
     reduced to its size, hash and head when keep_body_bytes is set."""
     import http.client
 
-    from fake_runtime_api import NEXT_PATH, PREFIX
+    from runtime_emulator import INVOCATION_PREFIX, NEXT_PATH
 
     fake_api.keep_body_bytes = 3
     rid = fake_api.push_event({})
     c = http.client.HTTPConnection("127.0.0.1", fake_api.port, timeout=5)
     c.request("GET", NEXT_PATH)
     c.getresponse().read()
-    c.putrequest("POST", PREFIX + "/runtime/invocation/%s/response" % rid)
+    c.putrequest("POST", INVOCATION_PREFIX + "%s/response" % rid)
     c.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
     c.putheader("Transfer-Encoding", "chunked")
     c.endheaders()
