@@ -308,3 +308,36 @@ def test_help_and_clear_errors(tmp_path):
         )
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
+
+
+def test_a_new_requirement_gets_its_venv_and_the_runtime_sees_it(serve, function_dir):
+    server = serve()
+    assert "six" not in json.loads(get(server)[2])
+    mark = len(server.output())
+    (function_dir / "requirements.txt").write_text("six==1.17.0\n")
+    (function_dir / "app.py").write_text(
+        APP.replace("import json, os, time", "import json, os, time\nimport six").replace(
+            '"pid": os.getpid(),', '"pid": os.getpid(), "six": six.__version__,'
+        )
+    )
+    # pip installs it (from its cache once fetched): minutes at most on a cold cache
+    server.wait_output(
+        r"runtime reloaded after a change to .*requirements\.txt.*: ready", timeout=240, start=mark
+    )
+    assert json.loads(get(server)[2])["six"] == "1.17.0"
+    # The venv without six, made before, is another one: the function's venvs hold what it asks for.
+    assert re.search(r"making the function's venv \(\.cache/dev/venv-", server.output()[mark:])
+
+
+@pytest.mark.build
+def test_frozen_serves_the_zip_build_sh_makes(serve, function_dir):
+    """--frozen: ./build.sh freezes the function and the endpoint runs the zip in the Lambda-like root."""
+    (function_dir / "app.py").write_text(
+        "import os, sys\n\ndef handler(event, context):\n"
+        "    return {'frozen': getattr(sys, 'frozen', False), 'cwd': os.getcwd(), 'uid': os.getuid(), 'event': event}\n"
+    )
+    server = serve("--frozen", "--no-reload")
+    client = lambda_client(server)
+    answer = json.loads(client.invoke(FunctionName="f", Payload=b'{"n": 1}')["Payload"].read())
+    assert answer == {"frozen": True, "cwd": "/var/task", "uid": 993, "event": {"n": 1}}
+    assert "building the zip: ./build.sh" in server.output()
