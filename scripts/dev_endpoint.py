@@ -200,6 +200,9 @@ class FunctionVenv:
         self._pip = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             status = self._pip.wait()
+        except BaseException:  # Ctrl-C: pip is in a session of its own, the terminal's signal missed it
+            self.stop()
+            raise
         finally:
             self._pip = None
         if status != 0:
@@ -806,7 +809,10 @@ class Reloader:
             self.watching.set()
             if changes:
                 names = sorted({os.path.relpath(path, self.settings.function_dir) for _, path in changes})
-                self.start_runtime("reloaded after a change to %s" % ", ".join(names[:3]))
+                try:
+                    self.start_runtime("reloaded after a change to %s" % ", ".join(names[:3]))
+                except Exception as exc:  # the next save tries again; the old runtime keeps serving
+                    say("reload failed: %s: %s" % (type(exc).__name__, exc))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -904,9 +910,13 @@ def serve(settings: Settings) -> None:
         runtime.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     # SIGTERM (a terminal closed, a supervisor) ends the endpoint as Ctrl-C does, with its processes.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(parse_args(argv))
     except DevError as exc:

@@ -42,6 +42,8 @@ def handler(event, context):
         return bootstrap.HttpStreamingResponse(
             chunks(3), 201, {"content-type": "text/plain", "x-from": "prelude"}, ["a=1; Path=/", "b=2"]
         )
+    if action == "stream-fail":
+        return bootstrap.HttpStreamingResponse(chunks(2, fail=True), 200, {"content-type": "text/plain"})
     if action == "chunks":
         return chunks(3, fail=event.get("fail", False))
     if action == "fail":
@@ -52,7 +54,8 @@ def handler(event, context):
         keys = ("GREETING", "FROM_FILE", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_MAX_CONCURRENCY",
                 "AWS_LAMBDA_FUNCTION_NAME", "LAMBDA_TASK_ROOT", "TZ")
         return {"env": {k: os.environ.get(k) for k in keys}, "memory": context.memory_limit_in_mb,
-                "remaining_ms": context.get_remaining_time_in_millis()}
+                "remaining_ms": context.get_remaining_time_in_millis(),
+                "custom": context.client_context and context.client_context.custom}
     return {"version": VERSION, "pid": os.getpid(), "event": event}
 """ % {"gap": GAP_S}
 

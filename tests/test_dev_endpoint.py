@@ -96,6 +96,18 @@ def test_curl_gets_a_streamed_function_url_answer_chunk_by_chunk(serve):
 
 
 @pytest.mark.skipif(CURL is None, reason="curl is not installed")
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_a_stream_that_fails_midway_is_cut_short_for_curl(serve):
+    """As from a function URL: the chunks sent so far, then the connection ends without the last chunk,
+    and curl says the transfer was incomplete (exit 18)."""
+    server = serve()
+    result = subprocess.run([CURL, "-sS", "-N", server.url + "/stream-fail"], capture_output=True, timeout=30)
+    assert result.stdout == b"chunk 0\nchunk 1\n"
+    assert result.returncode == 18, result.stderr
+    assert re.search(r"GET /stream-fail -> error Function\.ValueError", server.output())
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
 def test_the_chunk_timing_tells_a_buffered_answer(serve):
     """The counterpart: the same chunks through the buffered Invoke API arrive together, and the timing
     check says so; so the test above would catch an endpoint that buffers."""
@@ -134,6 +146,16 @@ def test_boto3_invoke_with_log_tail_and_function_error(serve):
     request_id = answer["ResponseMetadata"]["RequestId"]
     assert log.startswith("START RequestId: %s" % request_id) or "START RequestId: %s" % request_id in log
     assert "handling /" in log and "REPORT RequestId: %s" % request_id in log
+    context = base64.b64encode(json.dumps({"custom": {"tenant": "blue"}}).encode()).decode()
+    answer = client.invoke(FunctionName="f", Payload=b'{"action": "env"}', ClientContext=context)
+    assert json.loads(answer["Payload"].read())["custom"] == {"tenant": "blue"}
+    assert client.invoke(FunctionName="f", InvocationType="DryRun")["StatusCode"] == 204
+    mark = len(server.output())
+    assert (
+        client.invoke(FunctionName="f", InvocationType="Event", Payload=b'{"action": "fail"}')["StatusCode"]
+        == 202
+    )
+    server.wait_output(r"invoke \(Event\) -> error Function\.ValueError", start=mark)
     failed = client.invoke(FunctionName="function", Payload=b'{"action": "fail"}')
     assert failed["FunctionError"] == "Unhandled"
     error = json.loads(failed["Payload"].read())
