@@ -333,22 +333,24 @@ def test_help_and_clear_errors(tmp_path):
 
 
 def test_a_new_requirement_gets_its_venv_and_the_runtime_sees_it(serve, function_dir):
+    (function_dir / "app.py").write_text(
+        "import importlib.metadata, sys\n\ndef handler(event, context):\n"
+        "    try:\n        six = importlib.metadata.version('six')\n"
+        "    except importlib.metadata.PackageNotFoundError:\n        six = None\n"
+        "    return {'six': six, 'venv': sys.prefix}\n"
+    )
     server = serve()
-    assert "six" not in json.loads(get(server)[2])
+    before = json.loads(get(server)[2])
+    assert before["six"] is None
     mark = len(server.output())
     (function_dir / "requirements.txt").write_text("six==1.17.0\n")
-    (function_dir / "app.py").write_text(
-        APP.replace("import json, os, time", "import json, os, time\nimport six").replace(
-            '"pid": os.getpid(),', '"pid": os.getpid(), "six": six.__version__,'
-        )
-    )
     # pip installs it (from its cache once fetched): minutes at most on a cold cache
     server.wait_output(
-        r"runtime reloaded after a change to .*requirements\.txt.*: ready", timeout=240, start=mark
+        r"runtime reloaded after a change to requirements\.txt: ready", timeout=240, start=mark
     )
-    assert json.loads(get(server)[2])["six"] == "1.17.0"
-    # The venv without six, made before, is another one: the function's venvs hold what it asks for.
-    assert re.search(r"making the function's venv \(\.cache/dev/venv-", server.output()[mark:])
+    after = json.loads(get(server)[2])
+    assert after["six"] == "1.17.0"
+    assert after["venv"] != before["venv"]  # a venv of its own: removing the line removes the package
 
 
 @pytest.mark.build
