@@ -94,7 +94,6 @@ def function_environment(settings: Settings, task_root: str) -> Dict[str, str]:
         "LAMBDA_TASK_ROOT": task_root,
         "TZ": ":UTC",
         "LANG": "en_US.UTF-8",
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": "%g" % settings.timeout,
         **settings.env,
     }
 
@@ -170,18 +169,16 @@ class FunctionVenv:
         try:
             say("making the function's venv (%s) ..." % folder.relative_to(REPO))
             self._run([self.python, "-m", "venv", str(staging)])
-            pip = [
-                str(staging / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-            ]
+            pip = [str(staging / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+            pip.append("-q")
             if self.requirements.is_file():
                 self._run([*pip, "-r", str(self.requirements)])
             # The runtime needs urllib3 (1.26 or 2.x): the function's own when it brings one, as frozen.
-            probe = subprocess.run([str(staging / "bin" / "python"), "-c", "import urllib3"], check=False)
+            probe = subprocess.run(
+                [str(staging / "bin" / "python"), "-c", "import urllib3"],
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
             if probe.returncode != 0:
                 self._run([*pip, runtime_urllib3()])
             # Moving a venv breaks only its scripts' shebangs; its bin/python, all we run, still works.
@@ -366,9 +363,9 @@ class Runtime:
 
 
 class Invocations:
-    """The emulator, the line printed for each invocation, and the gate a reload closes: a reload waits
-    for the invocations in flight and holds new ones back until the new runtime is started, so that none
-    is handed to a runtime about to be stopped."""
+    """The current emulator, the line printed for each invocation, and the gate a reload closes: the
+    switch to a new runtime waits for the invocations in flight, holding new ones back meanwhile, so that
+    none runs on a runtime about to be stopped."""
 
     def __init__(self, logs: LogPump, settings: Settings):
         self.emulator: Optional[RuntimeEmulator] = None  # the current execution environment
