@@ -129,6 +129,7 @@ class DevServer:
     def stop(self) -> Tuple[Optional[int], List[int]]:
         """Ctrl-C; returns dev.sh's exit status and the processes it had started that are still alive."""
         before = set(descendants(self.proc.pid)) | set(self.started)
+        assert before, "dev.sh had started no process: nothing to check"
         status = None
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGINT)
