@@ -547,9 +547,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             invocations.release()
 
-    def invoke_options(self) -> Optional[dict]:
-        """The invoke's client context; None after answering a request that is not valid."""
-        options: dict = {}
+    def begin_invoke(self, body: bytes, kinds: Tuple[str, ...]):
+        """Check an Invoke API request and start its invocation: (kind, invocation, log mark), or None
+        once the request has been answered (a DryRun, or a request that is not valid)."""
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "DryRun":
+            self.send_whole(204, [("X-Amzn-RequestId", str(uuid.uuid4()))], b"")
+            return None
+        if kind not in kinds:
+            self.aws_error(
+                400, "InvalidParameterValueException", "Invocation type %r is not one of %s" % (kind, kinds)
+            )
+            return None
+        options = {}
         context = self.headers.get("X-Amz-Client-Context")
         if context:
             try:
@@ -558,23 +568,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except ValueError:
                 self.aws_error(400, "InvalidRequestContentException", "Client context must be base64 JSON")
                 return None
-        return options
+        return (kind, *self.server.invocations.start(body, **options))
 
     # -- the Invoke API
 
     def invoke(self, body: bytes) -> None:
-        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        options = self.invoke_options()
-        if options is None:
+        started = self.begin_invoke(body, ("RequestResponse", "Event"))
+        if started is None:
             return
-        if kind == "DryRun":
-            self.send_whole(204, [("X-Amzn-RequestId", str(uuid.uuid4()))], b"")
-            return
-        if kind not in ("RequestResponse", "Event"):
-            self.aws_error(400, "InvalidParameterValueException", "Unknown invocation type %r" % kind)
-            return
+        kind, invocation, mark = started
         invocations = self.server.invocations
-        invocation, mark = invocations.start(body, **options)
         if kind == "Event":
             self.send_whole(202, [("X-Amzn-RequestId", invocation.request_id)], b"")
             invocations.hold()  # for the thread below, which outlives this request
@@ -588,7 +591,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             threading.Thread(target=finish_later, daemon=True).start()
             return
         tail = invocations.finish(invocation, mark, "invoke", "200")
-        answer = invocation.body
         headers = [
             ("Content-Type", invocation.content_type or "application/json"),
             ("X-Amzn-RequestId", invocation.request_id),
@@ -598,21 +600,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         if self.headers.get("X-Amz-Log-Type") == "Tail":
             headers.append(("X-Amz-Log-Result", tail))
-        self.send_whole(200, headers, answer)
+        self.send_whole(200, headers, invocation.body)
 
     def invoke_with_response_stream(self, body: bytes) -> None:
-        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        options = self.invoke_options()
-        if options is None:
+        started = self.begin_invoke(body, ("RequestResponse",))
+        if started is None:
             return
-        if kind == "DryRun":
-            self.send_whole(204, [("X-Amzn-RequestId", str(uuid.uuid4()))], b"")
-            return
-        if kind != "RequestResponse":
-            self.aws_error(400, "InvalidParameterValueException", "Unknown invocation type %r" % kind)
-            return
+        _, invocation, mark = started
         invocations = self.server.invocations
-        invocation, mark = invocations.start(body, **options)
         self.start_chunked(
             200,
             [
@@ -630,7 +625,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             self.write_chunk(message)
                     except ClientGone:
                         gone = True  # the invocation still runs to its end, as on Lambda
-            invocation.wait(timeout=invocations.wait_limit)
         finally:
             tail = invocations.finish(invocation, mark, "invoke-with-response-stream", "200 streamed")
         if gone:
@@ -694,32 +688,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         invocations = self.server.invocations
         headers = [("Content-Type", invocation.content_type or "application/octet-stream")]
         status, head, rest = 200, first, pieces
-        completed = False
+        bad_prelude = None
         try:
             if invocation.content_type == function_url.HTTP_INTEGRATION_TYPE:
                 try:
                     status, headers, head, rest = function_url.read_prelude(_chain(first, pieces))
                 except function_url.BadFunctionResponse as exc:
+                    bad_prelude = exc
                     say("%s: bad streaming prelude: %s" % (invocation.request_id, exc))
-                    for _ in pieces:
-                        pass
-                    invocation.wait(timeout=invocations.wait_limit)
-                    invocations.finish(invocation, mark, what, "502")
-                    self.bad_gateway()
-                    return
-            self.start_chunked(status, headers)
-            self.write_chunk(head)
-            for piece in rest:
-                self.write_chunk(piece)
-            invocation.wait(timeout=invocations.wait_limit)
-            completed = invocation.outcome == "response"
+            if bad_prelude is None:
+                self.start_chunked(status, headers)
+                self.write_chunk(head)
+                for piece in rest:
+                    self.write_chunk(piece)
         finally:
-            if not invocation.done:
-                with contextlib.suppress(Exception):
-                    for _ in pieces:
-                        pass
-            invocations.finish(invocation, mark, what, "%d streamed" % status)
-        if completed:
+            invocations.finish(invocation, mark, what, "502" if bad_prelude else "%d streamed" % status)
+        if bad_prelude is not None:
+            self.bad_gateway()
+        elif invocation.outcome == "response":
             self.end_chunked()
         else:
             self.abort()

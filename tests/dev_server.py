@@ -44,6 +44,9 @@ def handler(event, context):
         )
     if action == "stream-fail":
         return bootstrap.HttpStreamingResponse(chunks(2, fail=True), 200, {"content-type": "text/plain"})
+    if action == "bad-prelude":
+        prelude_type = "application/vnd.awslambda.http-integration-response"
+        return bootstrap.StreamingResponse(iter(["not json" + "\\0" * 8, "body"]), prelude_type)
     if action == "chunks":
         return chunks(3, fail=event.get("fail", False))
     if action == "fail":

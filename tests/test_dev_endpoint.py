@@ -133,6 +133,19 @@ def test_function_url_event_and_buffered_answer(serve):
     assert re.search(r"GET /fail -> error Function\.ValueError", server.output())
 
 
+def test_function_url_stream_without_a_prelude_and_with_a_bad_one(serve):
+    server = serve()
+    status, headers, body = get(server, "/chunks")  # a plain generator: its bytes, 200, its content type
+    assert (status, headers["Content-Type"], body) == (
+        200,
+        "application/octet-stream",
+        b"chunk 0\nchunk 1\nchunk 2\n",
+    )
+    status, _, body = get(server, "/bad-prelude")
+    assert (status, body) == (502, b'{"Message":"Internal Server Error"}')
+    assert re.search(r"bad streaming prelude: the prelude is not JSON", server.output())
+
+
 # --- the Invoke API with boto3 and the AWS CLI ----------------------------------------------------------
 
 
