@@ -6,7 +6,10 @@ One HTTP server answers three kinds of request (routes as AWS spells them; any f
   RequestResponse, Event or DryRun; ``X-Amz-Log-Type: Tail``; ``X-Amz-Client-Context``), as boto3's
   ``invoke`` and ``aws lambda invoke`` send it.
 - ``POST /2021-11-15/functions/NAME/response-streaming-invocations``: InvokeWithResponseStream, answered
-  in event-stream framing (scripts/eventstream.py) as each chunk arrives.
+  in event-stream framing (scripts/eventstream.py) as each chunk arrives: a ``PayloadChunk`` per chunk
+  (the bytes as the function sent them, an HTTP prelude included), then ``InvokeComplete``, whose
+  ``ErrorCode`` is the error type (the trailer's, or the posted error's) and ``ErrorDetails`` the error
+  document. AWS documents neither value beyond "an error code" and "the details".
 - anything else: a function URL request (scripts/function_url.py), streamed chunk by chunk when the
   function streams.
 
