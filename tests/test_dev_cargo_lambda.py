@@ -36,8 +36,10 @@ from pathlib import Path
 import pytest
 from dev_server import REPO, free_port
 
+# build: on the main interpreter only, which has cargo-lambda (requirements-dev.txt).
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.build,
     pytest.mark.skipif(
         not Path(sys.executable).with_name("cargo-lambda").exists() or shutil.which("cargo") is None,
         reason="cargo-lambda (requirements-dev.txt) runs `cargo metadata` at start: it needs cargo on PATH",

@@ -15,12 +15,12 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from dev_server import APP, GAP_S, REPO, DevServer, arrival_of, timed_read
 
-pytestmark = pytest.mark.slow
+# build: like the build's tests, these run on the main interpreter only, in the venv of requirements-dev.txt
+# (boto3, the AWS CLI, watchfiles); test.sh's runtime-only venvs for 3.12 and 3.13 have none of them.
+pytestmark = [pytest.mark.slow, pytest.mark.build]
 CURL = shutil.which("curl")
 AWS = Path(sys.executable).with_name("aws")
 
@@ -50,6 +50,9 @@ def serve(function_dir, tmp_path):
 
 
 def lambda_client(server: DevServer):
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(
         "lambda",
         endpoint_url=server.url,
@@ -367,7 +370,6 @@ def test_a_new_requirement_gets_its_venv_and_the_runtime_sees_it(serve, function
     assert after["venv"] != before["venv"]  # a venv of its own: removing the line removes the package
 
 
-@pytest.mark.build
 def test_frozen_serves_the_zip_build_sh_makes(serve, function_dir):
     """--frozen: ./build.sh freezes the function and the endpoint runs the zip in the Lambda-like root."""
     (function_dir / "app.py").write_text(

@@ -4,12 +4,13 @@ parser, and function URL requests and answers (payload v2, buffered responses, t
 import base64
 import json
 
-import botocore.eventstream
-import botocore.session
 import eventstream
 import function_url
 import pytest
-from botocore.parsers import create_parser
+
+# build: on the main interpreter only, which has botocore (requirements-dev.txt); test.sh's runtime-only
+# venvs for 3.12 and 3.13 do not.
+pytestmark = pytest.mark.build
 
 
 class _Raw:
@@ -27,6 +28,9 @@ class _Raw:
 
 def _botocore_events(data, piece=7):
     """Parse bytes as boto3's invoke_with_response_stream does, fed in small uneven pieces."""
+    import botocore.session
+    from botocore.parsers import create_parser
+
     operation = (
         botocore.session.get_session().get_service_model("lambda").operation_model("InvokeWithResponseStream")
     )
@@ -65,6 +69,8 @@ def test_botocore_reads_the_error_of_invoke_complete():
 
 
 def test_headers_and_lengths_as_the_format_says():
+    import botocore.eventstream
+
     message = eventstream.encode_message([(":event-type", "PayloadChunk")], b"abc")
     buffer = botocore.eventstream.EventStreamBuffer()
     buffer.add_data(message)
@@ -76,6 +82,8 @@ def test_headers_and_lengths_as_the_format_says():
 
 def test_a_corrupted_message_is_refused_by_botocore():
     """The counterpart: botocore checks both CRCs, so a wrong one in our framing would show."""
+    import botocore.eventstream
+
     message = bytearray(eventstream.invoke_complete())
     message[-1] ^= 1
     with pytest.raises(botocore.eventstream.ChecksumMismatch):
