@@ -259,6 +259,7 @@ FROZEN_FORMS = {
 # What the frozen forms are made of: when one of these (or the Python) changes, they are frozen again.
 FREEZE_INPUTS = [
     "bootstrap.py",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "lambda_bootstrap").glob("*.py")),
     "packaging/bootstrap.spec",
     "requirements.txt",
     "scripts/freeze.sh",
@@ -1186,7 +1187,10 @@ PROFILE_GROUPS = [
     ("http.client (request building, status line, read)", lambda f, fn: f.endswith("http/client.py")),
     ("urllib3", lambda f, fn: "urllib3" in f),
     ("json encode/decode", lambda f, fn: "/json/" in f or "_json" in fn),
-    ("bootstrap.py itself", lambda f, fn: f.endswith("bootstrap.py")),
+    (
+        "the runtime itself (bootstrap.py, lambda_bootstrap/)",
+        lambda f, fn: f.endswith("bootstrap.py") or "/lambda_bootstrap/" in f,
+    ),
     ("logging", lambda f, fn: "/logging/" in f),
     ("socket.py / io (makefile, readline)", lambda f, fn: f.endswith("socket.py") or "readline" in fn),
     ("os.environ (trace id)", lambda f, fn: f.endswith("/os.py")),

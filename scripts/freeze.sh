@@ -13,7 +13,7 @@ usage() {
     cat <<EOF
 Usage: scripts/freeze.sh --python PY --function DIR --out DIR [options]
 
-Freezes bootstrap.py with PyInstaller (onedir) together with the function's modules and the packages
+Freezes bootstrap.py (and lambda_bootstrap/ beside it) with PyInstaller (onedir) together with the function's modules and the packages
 of DIR/requirements.txt (installed with PY's pip), and the whole standard library, then bundles the
 build machine's C library (scripts/bundle_libc.py), so that the bundle needs none from the system
 where it runs. Writes:
@@ -32,7 +32,8 @@ Options:
   --out DIR          output folder (required; its bundle/, .work/ and zip are replaced)
   --prefix DIR       where the bundle is unpacked at run time, baked into bootstrap: /var/task
                      (default: a function) or /opt (a layer)
-  --entry FILE       the runtime script to freeze (default: $REPO_ROOT/bootstrap.py)
+  --entry FILE       the runtime script to freeze, with lambda_bootstrap/ beside it
+                     (default: $REPO_ROOT/bootstrap.py)
   -h, --help         show this help
 
 Environment: SOURCE_DATE_EPOCH (default 315532800 = 1980-01-01) fixes zip timestamps;
@@ -70,6 +71,9 @@ done
 [[ "$PREFIX" == /* ]] || die "--prefix must be an absolute path (/var/task or /opt), not '$PREFIX'"
 [[ -d "$FUNCTION" ]] || die "function folder '$FUNCTION' does not exist"
 [[ -f "$ENTRY" ]] || die "runtime script '$ENTRY' does not exist"
+PACKAGE="$(dirname "$ENTRY")/lambda_bootstrap"
+[[ -f "$PACKAGE/__init__.py" ]] ||
+    die "the runtime's package '$PACKAGE' is missing: bootstrap.py needs the lambda_bootstrap/ folder beside it"
 command -v "$PY" >/dev/null 2>&1 || die "python '$PY' not found"
 "$PY" -c 'import PyInstaller' 2>/dev/null ||
     die "'$PY' cannot import PyInstaller: install requirements.txt for it ('$PY -m pip install -r requirements.txt'), or use ./build.sh, which makes its own venv"
@@ -96,9 +100,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { echo "freeze.sh: $*" >&2; }
 START=$SECONDS
 
-# A copy of the runtime script, so that the repo root (tests/, scripts/, example/...) is not on
-# PyInstaller's search path.
+# A copy of the runtime script and its package, so that the repo root (tests/, scripts/, example/...) is not
+# on PyInstaller's search path.
 cp "$ENTRY" "$WORK/src/bootstrap.py"
+mkdir "$WORK/src/lambda_bootstrap"
+cp "$PACKAGE"/*.py "$WORK/src/lambda_bootstrap/"
 
 "$PY" "$REPO_ROOT/scripts/check_function.py" --function "$FUNCTION" ||
     die "the function folder holds binaries for another platform or Python (above); no zip written"

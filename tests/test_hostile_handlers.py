@@ -334,6 +334,51 @@ def test_sys_path_changed(api, launch, fn):
     assert_lives_on(api, rt)
 
 
+def test_pyinstaller_variables_do_not_reach_the_function(api, launch, flavor):
+    """The bootloader's _PYI_* variables are removed once it has started Python: neither the handler nor its
+    children see them (a child that is itself a frozen program would take them for its own)."""
+    rt = launch("hostile.dispatch", api.address, flavor)
+    _, answer = invoke(api, rt, "pyinstaller_environ")
+    assert json.loads(answer.body) == {"handler": [], "child": []}, rt.diag()
+
+
+def test_sys_path_emptied_at_import(api, launch, flavor):
+    """What the loop needs (socket, urllib3, the idna codec) is imported before the handler: a handler module
+    that empties sys.path is served. Before: exit 2, "cannot reach the Runtime API ... No module named
+    'socket'"."""
+    rt = launch("empties_sys_path.handler", api.address, flavor)
+    key = api.push_event({"n": 1})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert (answer.kind, json.loads(answer.body)) == ("response", {"sys.path": [], "event": {"n": 1}}), (
+        rt.diag()
+    )
+    key = api.push_event({"n": 2})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert json.loads(answer.body) == {"sys.path": [], "event": {"n": 2}}, rt.diag()
+    assert api.check_ledger() == [], api.describe()
+
+
+def test_sys_path_emptied_at_import_then_a_stream_fails(api, launch, flavor):
+    """The stream that fails is ended with its trailers (base64 is imported before the handler too)."""
+    rt = launch("empties_sys_path.fails_midstream", api.address, flavor)
+    key = api.push_event({})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert answer.body == b"first", rt.diag()
+    assert answer.trailers["lambda-runtime-function-error-type"] == "Function.ValueError", answer.trailers
+    error = json.loads(base64.b64decode(answer.trailers["lambda-runtime-function-error-body"]))
+    assert error["errorMessage"] == "mid-stream, with sys.path empty"
+    assert api.check_ledger() == [], api.describe()
+
+
+def test_sys_path_emptied_at_import_then_an_init_error(api, launch, flavor):
+    """An import that fails after emptying sys.path: its init error is posted, then the runtime exits 1."""
+    rt = launch("empties_sys_path.handler", api.address, flavor, env={"EMPTIES_SYS_PATH_RAISE": "1"})
+    assert rt.run_until_exit(20) == 1, rt.diag()
+    assert len(api.init_errors) == 1, rt.diag()
+    body = json.loads(api.init_errors[0])
+    assert (body["errorType"], body["errorMessage"]) == ("ValueError", "failed after emptying sys.path")
+
+
 @pytest.mark.parametrize("fn", ["syspath_clear", "syspath_replace"])
 def test_sys_path_changed_then_unserialisable(api, launch, fn):
     """Today: `Unable to marshal response: No module named 'decimal'` instead of naming the set."""

@@ -151,11 +151,31 @@ def test_parent_exits_non_zero_when_workers_keep_dying(lmi_api, runtime):
 
 @pytest.mark.slow
 def test_parent_exits_non_zero_when_workers_cannot_init(lmi_api, runtime):
+    """Lambda takes one init error per environment: the first worker that fails reports it, the others only
+    log theirs, no worker is started again, and the parent exits 1. Before: one post per worker started (4
+    with 2 workers)."""
     proc = _start(runtime, 2, handler="no_such_module.handler")
     code = proc.run_until_exit(20)
-    assert code != 0, proc.diag()
+    assert code == 1, proc.diag()
     errors = lmi_api.init_errors
-    assert errors and errors[0].json()["errorType"] == "Runtime.ImportModuleError", lmi_api.describe()
+    assert len(errors) == 1, lmi_api.describe()
+    assert errors[0].json()["errorType"] == "Runtime.ImportModuleError", lmi_api.describe()
+    # each worker logs its own
+    assert proc.output.count("[ERROR] Runtime.ImportModuleError") == 2, proc.diag()
+    assert "starting another" not in proc.output, proc.diag()
+    assert _group_members(proc.pid) == [], "workers outlived their parent"
+
+
+def test_a_worker_that_cannot_init_beside_a_healthy_one(lmi_api, runtime, tmp_path):
+    """Only the second worker's import fails: its error is the one reported, the healthy worker is stopped, and
+    the parent exits 1 rather than starting workers again."""
+    counter = tmp_path / "imports"
+    proc = _start(runtime, 2, env={"LMI_FAIL_SECOND_IMPORT": str(counter)}, handler="lmi.work")
+    code = proc.run_until_exit(20)
+    assert code == 1, proc.diag()
+    errors = lmi_api.init_errors
+    assert len(errors) == 1 and errors[0].json()["errorMessage"] == "second import fails", lmi_api.describe()
+    assert _group_members(proc.pid) == [], "workers outlived their parent"
 
 
 def test_sigterm_stops_the_workers_and_exits_zero(lmi_api, runtime):
@@ -236,6 +256,7 @@ def test_a_sigterm_right_after_a_fork_reaches_that_worker(lmi_api, tmp_path):
         "    return pid\n"
         "os.fork = fork_then_sigterm\n"
         "sys.argv = [sys.argv[1]]\n"
+        "sys.path[0] = os.path.dirname(sys.argv[0])  # as `python bootstrap.py` has it: lambda_bootstrap/ beside\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
     settings = {

@@ -108,6 +108,10 @@ def test_midstream_failure_goes_in_trailers_not_in_the_body(fake_api, runtime, o
     assert error["errorMessage"] == "mid-stream failure"
     assert error["requestId"] == rid
     assert any("fails_midstream" in line or "streaming.py" in line for line in error["stackTrace"]), error
+    # the runtime's own frames (bootstrap.py, lambda_bootstrap/streaming.py) are not the user's
+    assert not any("bootstrap.py" in line or "lambda_bootstrap" in line for line in error["stackTrace"]), (
+        error
+    )
     assert fake_api.answers_for(rid) == [a], "no /error may follow a stream that has begun"
     # logged like any invocation error, and the runtime takes the next event
     proc.wait_output("mid-stream failure", 5)
