@@ -49,7 +49,7 @@ Options:
 
 Environment:
   PYTHON              the Python for the endpoint and the function's venv (default: the newest of
-                      python3.13, 3.12, 3.11 on PATH)
+                      Python 3.13, 3.12, 3.11 on PATH or under pyenv)
 
 Differences: this is not Lambda (no IAM, no memory or CPU limits, your machine's OS and Python, your AWS
 credentials pass through to the function) and, unlike AWS's Runtime Interface Emulator, it streams
@@ -75,13 +75,16 @@ for arg in "$@"; do
     esac
 done
 
+# find_python: the newest of 3.13, 3.12, 3.11 that runs (a pyenv shim may name a version it cannot run).
 find_python() {
-    local candidate
-    for candidate in python3.13 python3.12 python3.11; do
-        if command -v "$candidate" >/dev/null 2>&1; then
-            command -v "$candidate"
-            return 0
-        fi
+    local version candidate
+    for version in 3.13 3.12 3.11; do
+        for candidate in "python$version" "${PYENV_ROOT:-$HOME/.pyenv}/versions/$version".*/bin/python3; do
+            if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys' >/dev/null 2>&1; then
+                command -v "$candidate"
+                return 0
+            fi
+        done
     done
     return 1
 }
