@@ -51,6 +51,11 @@ def handler(event, context):
         return chunks(3, fail=event.get("fail", False))
     if action == "fail":
         raise ValueError("asked to fail")
+    if action == "wait-file":  # until the test has seen the log line above, or 5 s
+        deadline = time.monotonic() + 5
+        while not os.path.exists(event["path"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"signalled": os.path.exists(event["path"])}
     if action == "sleep":
         time.sleep(float(event.get("seconds", 5)))
     if action == "env":

@@ -237,6 +237,24 @@ def test_aws_cli_lambda_invoke(serve, tmp_path):
     assert json.loads((tmp_path / "fail.json").read_text())["errorType"] == "ValueError"
 
 
+def test_the_function_log_shows_while_the_invocation_runs(serve, tmp_path):
+    """The function logs, then waits until the test has seen that line in dev.sh's output: a log shown
+    only after the invocation would leave it unsignalled."""
+    server = serve("--timeout", "10")
+    mark = len(server.output())
+    signal_file = tmp_path / "seen"
+    answers = []
+    payload = json.dumps({"action": "wait-file", "path": str(signal_file)}).encode()
+    caller = threading.Thread(
+        target=lambda: answers.append(lambda_client(server).invoke(FunctionName="f", Payload=payload))
+    )
+    caller.start()
+    server.wait_output(r"^handling wait-file$", start=mark)
+    signal_file.touch()
+    caller.join(30)
+    assert json.loads(answers[0]["Payload"].read()) == {"signalled": True}
+
+
 # --- reload, init errors, timeout -----------------------------------------------------------------------
 
 
