@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
-GAP_S = 0.5  # how far apart the test function sends its chunks
+GAP_S = 0.2  # how far apart the test function sends the chunks of "chunks"
 
 # The test function: its answer depends on the path (function URL) or on "action" (Invoke API).
 APP = """
@@ -24,6 +24,22 @@ import json, os, time
 import bootstrap
 
 VERSION = "v1"
+
+
+def wait_until(ready, seconds):
+    deadline = time.monotonic() + seconds
+    while not ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return ready()
+
+
+def lockstep(folder, patience, n=3):
+    # Chunk i+1 goes only once the caller has chunk i (the test then makes the file go-<i+1>).
+    for i in range(n):
+        if i and not wait_until(lambda: os.path.exists(os.path.join(folder, "go-%%d" %% i)), patience):
+            yield "chunk %%d sent unasked\\n" %% i
+        else:
+            yield "chunk %%d\\n" %% i
 
 
 def chunks(n, fail=False):
@@ -37,11 +53,19 @@ def chunks(n, fail=False):
 
 def handler(event, context):
     action = event.get("action") or event.get("rawPath", "/").strip("/")
+    options = {**(event.get("queryStringParameters") or {}), **event}
     print("handling", action or "/")
     if action == "stream":  # a function URL answer: status, headers and cookies first
         return bootstrap.HttpStreamingResponse(
-            chunks(3), 201, {"content-type": "text/plain", "x-from": "prelude"}, ["a=1; Path=/", "b=2"]
+            lockstep(options["dir"], 5), 201, {"content-type": "text/plain", "x-from": "prelude"},
+            ["a=1; Path=/", "b=2"],
         )
+    if action == "lockstep":
+        return lockstep(options["dir"], float(options.get("patience", 5)))
+    if action == "rendezvous":  # each waits until n invocations have arrived, or 10 s
+        open(os.path.join(options["dir"], str(os.getpid())), "w").close()
+        met = wait_until(lambda: len(os.listdir(options["dir"])) >= options["n"], 10)
+        return {"met": met, "pid": os.getpid()}
     if action == "stream-fail":
         return bootstrap.HttpStreamingResponse(chunks(2, fail=True), 200, {"content-type": "text/plain"})
     if action == "bad-prelude":
@@ -52,10 +76,7 @@ def handler(event, context):
     if action == "fail":
         raise ValueError("asked to fail")
     if action == "wait-file":  # until the test has seen the log line above, or 5 s
-        deadline = time.monotonic() + 5
-        while not os.path.exists(event["path"]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return {"signalled": os.path.exists(event["path"])}
+        return {"signalled": wait_until(lambda: os.path.exists(event["path"]), 5)}
     if action == "sleep":
         time.sleep(float(event.get("seconds", 5)))
     if action == "env":
@@ -169,32 +190,13 @@ def _state(pid: int) -> str:
         return "X"
 
 
-def timed_read(argv: List[str], timeout: float = 30.0) -> List[Tuple[float, bytes]]:
-    """Run a client and record when each piece of its output arrived (seconds from its start)."""
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    pieces = []
-    try:
-        while True:
-            data = proc.stdout.read1(65536)
-            if not data:
-                break
-            pieces.append((time.monotonic() - started, data))
-            if time.monotonic() - started > timeout:
-                raise AssertionError("%s ran over %.0f s" % (argv[0], timeout))
-        proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return pieces
-
-
-def arrival_of(pieces: List[Tuple[float, bytes]], marker: bytes) -> float:
-    """When the output first held ``marker``."""
-    seen = b""
-    for at, data in pieces:
-        seen += data
-        if marker in seen:
-            return at
-    raise AssertionError("%r never arrived in %r" % (marker, seen))
+def release_chunks(pieces, folder: Path, n: int = 3) -> bytes:
+    """Read a lockstep stream as a client gets it (``pieces``: bytes): each time chunk i has arrived,
+    let the function send chunk i+1. An endpoint that held chunks back would get "sent unasked" ones."""
+    seen, released = b"", 0
+    for piece in pieces:
+        seen += piece
+        while released + 1 < n and b"chunk %d\n" % released in seen:
+            released += 1
+            (folder / ("go-%d" % released)).touch()
+    return seen
