@@ -28,7 +28,10 @@ C library and needs none from the system: it runs where Lambda unpacks it (/var/
 Options:
   --runtime-only    freeze no function code: a runtime for handlers shipped as source, used as a
                     layer (unpacked at /opt: /opt/bootstrap); FUNCTION_DIR must not be given
-  --handler H       the handler the check loads (default: app.handler)
+  --handler H       the handler (MODULE.FUNCTION, Lambda's handler setting) the check loads and the zip
+                    records for ./smoke.sh. Default: the one a template.yaml beside FUNCTION_DIR names,
+                    else the folder's one obvious handler (lambda_function.lambda_handler, say); when
+                    in doubt, one is assumed, said, and every module of the folder is imported too
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
   --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or
@@ -82,7 +85,8 @@ DIST="$REPO_ROOT/dist"
 WORK="$REPO_ROOT/build"
 SMOKE=0
 VERIFY=1
-HANDLER="app.handler"
+HANDLER=""
+ALSO_IMPORT=()
 EVENT="{}"
 ENV_ARGS=()
 FUNCTION_DIR=""
@@ -273,30 +277,45 @@ build_native() {
     local os_name
     os_name="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)"
     log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
-    ensure_venv
-    PYRUN="$VENV_PY"
     "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \
         --entry "$BOOTSTRAP" --prefix "$PREFIX" ||
         die "the freeze failed (see above); nothing was written to $DIST"
 }
 
 PYRUN="python3"
+if [[ "$MODE" == native ]]; then
+    ensure_venv
+    PYRUN="$VENV_PY"
+fi
+# The handler: given, or found in the function's folder (scripts/function_handler.py says how).
+if [[ $RUNTIME_ONLY == 0 && -z "$HANDLER" ]]; then
+    found="$("$PYRUN" "$REPO_ROOT/scripts/function_handler.py" find "$FUNCTION_DIR")" ||
+        die "no handler for $FUNCTION_DIR (above): give it with --handler MODULE.FUNCTION"
+    read -r -a found_words <<<"$found"
+    HANDLER="${found_words[0]}"
+    ALSO_IMPORT=("${found_words[@]:1}")
+fi
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
+if [[ $RUNTIME_ONLY == 0 ]]; then
+    # Lambda ignores a zip's comment: it records the handler for the check and ./smoke.sh.
+    "$PYRUN" "$REPO_ROOT/scripts/function_handler.py" record "$OUT/bootstrap.zip" "$HANDLER"
+    log "the zip records its handler, $HANDLER, in its comment; its sha256 is now $(sha256sum "$OUT/bootstrap.zip" | cut -c1-64)"
+fi
 
 # --- the proof: init in a Lambda-like root --------------------------------------------------------
 if [[ $VERIFY == 1 ]]; then
     log "checking the zip in a Lambda-like root (bare: no system libraries; bootstrap at $PREFIX)"
     set +e
     check_args=("$ROOT_PLACE" "$OUT/bootstrap.zip")
-    if [[ $RUNTIME_ONLY == 0 ]]; then check_args+=(--handler "$HANDLER"); fi
+    for module in ${ALSO_IMPORT[@]+"${ALSO_IMPORT[@]}"}; do check_args+=(--also-import "$module"); done
     "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
     rc=$?
     set -e
     case $rc in
     0) ;;
-    3) log "warning: the function's own import-time code failed in the check (above); the zip itself loads, so it is written" ;;
+    3) log "warning: the function's own import-time code failed in the check, and was accepted for the reason above (not a packaging fault: the bundle's modules, libraries and files all loaded); the zip is written" ;;
     *)
-        log "error: the zip failed its check in the Lambda-like root (above): it would fail on Lambda too. Nothing was written to $DIST"
+        log "error: the zip failed its check in the Lambda-like root (above): it would fail on Lambda too${HANDLER:+ with the handler $HANDLER (if yours is another, give it with --handler MODULE.FUNCTION)}. Nothing was written to $DIST"
         exit 1
         ;;
     esac
@@ -312,10 +331,9 @@ log "$(sed -n 's/^C library: //p' "$OUT/glibc-report.txt")"
 log "unpacked bundle: $OUT/bundle"
 
 if [[ $SMOKE == 1 ]]; then
-    log "smoke test: ./smoke.sh $ROOT_PLACE $DIST/$ZIP_NAME"
-    smoke_args=("$ROOT_PLACE" "$DIST/$ZIP_NAME" --event "$EVENT")
-    if [[ $RUNTIME_ONLY == 0 ]]; then smoke_args+=(--handler "$HANDLER"); fi
-    PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
+    smoke_args=("$ROOT_PLACE" "$DIST/$ZIP_NAME" --event "$EVENT" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"})
+    log "smoke test: ./smoke.sh$(printf ' %q' "${smoke_args[@]}")"
+    PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}"
 fi
 
 # --- what the build shipped (scripts/build_summary.py, written by every freeze) -----------------

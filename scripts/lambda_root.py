@@ -654,7 +654,10 @@ def invoke(root: LambdaRoot, handler: str, env: Dict[str, str], event: bytes, ti
         inits = runtime.init_reports_ms()
         print("init duration: %s" % ("%.1f ms (INIT REPORT)" % inits[0] if inits else "no INIT REPORT line"))
         if rie.is_error_response(status, body):
-            print("the invoke failed (HTTP %d or an error response)" % status, file=sys.stderr)
+            print(
+                "the invoke failed: HTTP %d, %s" % (status, body[:200].decode(errors="replace")),
+                file=sys.stderr,
+            )
             return 1
         return 0
 
@@ -681,11 +684,13 @@ def read_event(text: str) -> bytes:
     return data
 
 
-def check_modules(root: LambdaRoot, modules: Sequence[str], env: Dict[str, str], timeout: float) -> List[str]:
+def check_modules(
+    root: LambdaRoot, modules: Sequence[str], env: Dict[str, str], timeout: float
+) -> List[Verdict]:
     """Import each module in the root (as the handler's module, with a function name it lacks).
 
-    Returns what went wrong, one line per module that failed; a packaging fault is marked FAULT."""
-    problems = []
+    Returns a verdict for each module that failed, its reason naming the module."""
+    failed = []
     for module in modules:
         outcome = check_init(root, module + ".__lambda_root_import_check__", env, timeout)
         if (
@@ -694,11 +699,12 @@ def check_modules(root: LambdaRoot, modules: Sequence[str], env: Dict[str, str],
         ):
             continue  # the module imported; only the made-up function is missing
         verdict = outcome.verdict
-        problems.append(
-            "%s module %s: %s (%s)"
-            % ("FAULT" if verdict.packaging_fault else "accepted", module, describe(outcome), verdict.reason)
+        failed.append(
+            Verdict(
+                verdict.packaging_fault, "module %s: %s; %s" % (module, describe(outcome), verdict.reason)
+            )
         )
-    return problems
+    return failed
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -722,7 +728,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.task is None and args.opt is None:
         parser.error("give --task, --opt or both")
-    problems: List[str] = []
+    problems: List[Verdict] = []
     try:
         env = parse_env(args.env)
         event = read_event(args.event) if args.action == "invoke" else b""
@@ -745,26 +751,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     except RootError as exc:
         print("lambda_root.py: error: %s" % exc, file=sys.stderr)
         return 2
-    prefix = "lambda_root.py: %s root, handler %s:" % (args.variant, handler)
+    prefix = "lambda_root.py: %s root:" % args.variant
     verdict = outcome.verdict
-    if outcome.state != "ready":
-        print(outcome.output.rstrip(), file=sys.stderr)
-    for line in problems:
-        print("%s %s" % (prefix, line), file=sys.stderr)
-    if verdict.packaging_fault or any(line.startswith("FAULT") for line in problems):
-        print("%s %s\n  a packaging fault: %s" % (prefix, describe(outcome), verdict.reason), file=sys.stderr)
-        return 1
-    if outcome.state == "ready" and not problems:
-        print("%s %s" % (prefix, describe(outcome)))
-        return 0
     if outcome.state == "ready":
+        print("%s %s (handler %s)" % (prefix, describe(outcome), handler))
+    else:
+        print(outcome.output.rstrip(), file=sys.stderr)
+        print("%s %s (handler %s)" % (prefix, describe(outcome), handler), file=sys.stderr)
+    for judged in [verdict] * (outcome.state != "ready") + problems:
         print(
-            "%s %s; some modules failed at import (above), not for a packaging fault"
-            % (prefix, describe(outcome))
+            "  %s: %s" % ("a packaging fault" if judged.packaging_fault else "accepted", judged.reason),
+            file=sys.stderr,
         )
-        return 3
-    print("%s %s\n  accepted: %s" % (prefix, describe(outcome), verdict.reason), file=sys.stderr)
-    return 3
+    if verdict.packaging_fault or any(judged.packaging_fault for judged in problems):
+        return 1
+    return 0 if outcome.state == "ready" and not problems else 3
 
 
 if __name__ == "__main__":
