@@ -19,7 +19,8 @@ Every zip is proven before it is written: the build unpacks it into a Lambda-lik
 or /opt for a layer, /tmp, /dev and /proc; no system libraries; Lambda's sandbox user and environment)
 and runs init there: the runtime must load the handler and ask for its first event. A packaging fault
 (a module or library that cannot load, a bootstrap that cannot start) fails the build: exit 1, the
-runtime's own error printed, and no zip in DIST. Needs bubblewrap (apt-get install bubblewrap).
+runtime's own error printed, and no zip in DIST. Needs bubblewrap, and binutils for a native freeze:
+run as root with apt-get or dnf, it installs them when missing (scripts/host_packages.sh), and says so.
 
 With a Docker engine the freeze runs inside Amazon Linux 2023 ($DEFAULT_PY_IMAGE); without
 one it runs natively, in a venv it makes itself (.venv-build/). Either way the bundle carries its own
@@ -169,8 +170,7 @@ fi
 if [[ $VERIFY == 1 || $SMOKE == 1 ]]; then
     [[ "$ARCH" == "$HOST_ARCH" ]] ||
         die "the check runs the bootstrap here, and an $ARCH bootstrap cannot run on $HOST_ARCH: add --no-verify (and drop --smoke), then test it on an $ARCH machine"
-    command -v bwrap >/dev/null 2>&1 ||
-        die "the check in a Lambda-like root needs bubblewrap: apt-get install bubblewrap (or dnf install bubblewrap); --no-verify skips the check"
+    "$REPO_ROOT/scripts/host_packages.sh" --for "build.sh's check in a Lambda-like root (--no-verify skips it)" bwrap
 fi
 BOOTSTRAP="${BOOTSTRAP_PY:-$REPO_ROOT/bootstrap.py}"
 [[ -f "$BOOTSTRAP" ]] || die "runtime script '$BOOTSTRAP' does not exist (set BOOTSTRAP_PY, or run from a full checkout)"
@@ -196,6 +196,9 @@ if [[ "$MODE" == native && "$PY_IMAGE" != "$DEFAULT_PY_IMAGE" ]]; then
 fi
 if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
     die "this machine is $HOST_ARCH; an $ARCH build needs Docker buildx (PyInstaller cannot cross-build). Run on a machine with a Docker engine (and QEMU binfmt), or on an $ARCH machine"
+fi
+if [[ "$MODE" == native ]]; then
+    "$REPO_ROOT/scripts/host_packages.sh" --for "build.sh's native freeze (PyInstaller)" objdump objcopy strip
 fi
 
 # The build starts: a failed one must not leave an older zip behind that looks like its result.

@@ -32,6 +32,11 @@ done
 cd "$(dirname "$0")"
 ci=${CI:-false}
 
+# What the tests need from the system, installed when missing (as root, with apt-get or dnf): bubblewrap
+# for the Lambda-like root; binutils for PyInstaller; dpkg-deb for the root's glibc-2.31 variant; the CA
+# file and zone database the root lends; make and unzip for `sam build`; shellcheck for the lint test.
+scripts/host_packages.sh --for ./test.sh bwrap objdump objcopy strip dpkg-deb ca-certificates tzdata make unzip shellcheck
+
 # find_python VERSION: prints an interpreter for that minor version, or nothing.
 find_python() {
   local candidate
