@@ -254,11 +254,7 @@ class LambdaRoot(NamedTuple):
     def bootstrap(self) -> str:
         """Where Lambda looks for the bootstrap: /var/task/bootstrap, then /opt/bootstrap."""
         for inside, folder in (("/var/task", self.task), ("/opt", self.opt)):
-            if (
-                folder is not None
-                and (folder / "bootstrap").is_file()
-                and not (folder / "bootstrap").is_symlink()
-            ):
+            if folder is not None and (folder / "bootstrap").exists():
                 return inside + "/bootstrap"
         raise RootError("no bootstrap in %s" % " or ".join(str(p) for p in (self.task, self.opt) if p))
 
@@ -391,6 +387,8 @@ def unpack_zip(path: Path, folder: Path) -> Path:
                 )
             permissions = stat.S_IMODE(mode) & 0o777 or 0o644
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            if target.is_dir():
+                raise UnsafeZip("zip entry %r: a file where a folder is" % info.filename)
             with archive.open(info) as source, os.fdopen(os.open(target, flags, permissions), "wb") as out:
                 shutil.copyfileobj(source, out)
             os.chmod(target, permissions, follow_symlinks=False)
