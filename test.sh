@@ -12,8 +12,12 @@ Usage: ./test.sh [--quick] [--main-only] [-- PYTEST_ARGS...]
   --main-only   run only on the main Python (3.11), all tests
   -h, --help    this text
 
+Installs the system packages the tests need when they are missing and it can (as root, with
+apt-get or dnf; scripts/host_packages.sh says which), else stops naming them.
+
 Environment: PYTHON (main interpreter, default python3.11), CI=true (a missing
-interpreter for 3.12 or 3.13 is then an error instead of a warning).
+interpreter for 3.12 or 3.13 is then an error instead of a warning), HOST_PACKAGES=no
+(install nothing).
 EOF
 }
 
