@@ -891,6 +891,22 @@ def test_awss_default_handler_builds_without_flags_and_smoke_uses_it(builds, tmp
     assert "Task timed out after 1.00 seconds" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(900)
+def test_an_assumed_handler_gets_every_module_imported(builds, tmp_path_factory):
+    fn = tmp_path_factory.mktemp("fn-doubt")
+    (fn / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (fn / "jobs.py").write_text(
+        "import module_nobody_installed\n\n\ndef cron_handler(event, context):\n    return 2\n"
+    )
+    b = builds("doubt", [*NATIVE, str(fn)])
+    assert "handler app.handler: assumed app.handler, one of app.handler, jobs.cron_handler" in b.output
+    assert "give --handler MODULE.FUNCTION if it is another" in b.output
+    assert b.rc == 1 and not b.zip.exists(), b.output[-4000:]
+    assert "a packaging fault: module jobs: init failed: Runtime.ImportModuleError" in b.output
+
+
 BOTO3_AT_IMPORT = """import boto3
 
 DYNAMODB = boto3.client("dynamodb")
