@@ -311,9 +311,10 @@ if [[ $VERIFY == 1 ]]; then
     set +e
     check_args=("$ROOT_PLACE" "$OUT/bootstrap.zip")
     for module in ${ALSO_IMPORT[@]+"${ALSO_IMPORT[@]}"}; do check_args+=(--also-import "$module"); done
-    "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
+    "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} 2>"$OUT/check.log"
     rc=$?
     set -e
+    cat "$OUT/check.log" >&2
     case $rc in
     0) ;;
     3) log "warning: the function's own import-time code failed in the check, and was accepted for the reason above (not a packaging fault: the bundle's modules, libraries and files all loaded); the zip is written" ;;
@@ -341,3 +342,5 @@ fi
 
 # --- what the build shipped (scripts/build_summary.py, written by every freeze) -----------------
 if [[ -f "$OUT/build-summary.txt" ]]; then cat "$OUT/build-summary.txt" >&2; fi
+# Why the check let an init error through, last, where it is seen.
+if [[ $VERIFY == 1 && -f "$OUT/check.log" ]]; then sed -n 's/^  accepted: /  check:     init error accepted: /p' "$OUT/check.log" >&2; fi

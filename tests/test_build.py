@@ -822,6 +822,11 @@ def test_an_environment_init_error_is_reported_and_does_not_fail_the_build(build
     assert "accepted: KeyError raised at import by the function's own code (app.py, line 3)" in b.output
     assert "pass what it reads with --env KEY=VALUE" in b.output
     assert "and was accepted for the reason above (not a packaging fault" in b.output
+    # ... and again at the end of the summary, the build's last words.
+    last = b.output.rstrip().splitlines()[-1]
+    assert last.startswith(
+        "  check:     init error accepted: KeyError raised at import by the function's own code"
+    )
     b = builds("env-given", [*NATIVE, "--env", "TABLE_NAME=orders", "--smoke", str(fn)])
     assert b.rc == 0, b.output[-4000:]
     assert "bare root: init done" in b.output
