@@ -212,7 +212,7 @@ def find_handler(function_dir: Path) -> Found:
         raise HandlerError(
             "no handler found in %s: no template.yaml beside it names one, and no module defines a function "
             "named handler, lambda_handler or *_handler taking (event, context). Give it with "
-            "--handler MODULE.FUNCTION (Lambda's handler setting)" % function_dir
+            "--handler MODULE.FUNCTION (Lambda's handler setting; MODULE:APP for a web app)" % function_dir
         )
     handler = _pick(candidates)
     return Found(handler, "assumed %s, one of %s" % (handler, ", ".join(candidates)), False, modules)
