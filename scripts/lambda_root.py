@@ -59,7 +59,6 @@ from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequenc
 
 from function_handler import recorded_handler
 from lambda_env import lambda_environment
-
 from runtime_emulator import RuntimeEmulator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -353,8 +354,10 @@ class _HostRoot:
 
     bootstrap = str(BOOTSTRAP)
 
-    def command(self, argv, env, scratch):
-        return ["env", "-i", *("%s=%s" % kv for kv in {**BASE_ENV, **env}.items()), sys.executable, *argv]
+    def start(self, loopback, argv, env, scratch, **popen):
+        # In the check's own network namespace, where its emulator listens, as the real root is.
+        command = ["env", "-i", *("%s=%s" % kv for kv in {**BASE_ENV, **env}.items()), sys.executable, *argv]
+        return loopback.run(subprocess.Popen, command, start_new_session=True, **popen)
 
 
 @pytest.mark.parametrize(
