@@ -37,7 +37,8 @@ Options:
   -h, --help         show this help
 
 Environment: SOURCE_DATE_EPOCH (default 315532800 = 1980-01-01) fixes zip timestamps;
-PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs.
+PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs;
+GCONV_MODULES adds iconv character sets to glibc's basic ones (SJIS,EUC-JP,... or all; see bundle_libc.py).
 EOF
 }
 

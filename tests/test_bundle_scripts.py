@@ -225,3 +225,37 @@ def test_notices_carry_what_cpython_compiles_in(tmp_path):
     assert "libmpdec (decimal arithmetic), compiled into Python's _decimal" in text
     assert "Copyright (c) 2008-2016 Stefan Krah" in text
     assert "HACL*" not in text, "no hash module in this bundle"
+
+
+# --- the C library's iconv modules -------------------------------------------------------------------------
+
+
+def test_gconv_bundles_the_basic_set_and_what_is_asked_for(tmp_path):
+    libc_dir = bundle_libc.loaded_libc_dir()
+    contents = tmp_path / "_internal"
+    contents.mkdir()
+
+    basic = bundle_libc.bundle_gconv(libc_dir, contents, "")
+    names = sorted(p.name for p in (contents / "gconv").iterdir())
+    assert {"CP1252.so", "ISO8859-1.so", "ISO8859-15.so", "UTF-16.so", "gconv-modules"} <= set(names)
+    assert "EUC-JP.so" not in names and basic < 512 * 1024, (names, basic)
+    config = (contents / "gconv" / "gconv-modules").read_text()
+    assert re.search(r"^alias\s+WINDOWS-1252//\s+CP1252//", config, re.M), config
+    # Every module the configuration names is there.
+    files = {line.split()[3] + ".so" for line in config.splitlines() if line.startswith("module")}
+    assert files <= set(names), files - set(names)
+
+    # An alias asks for its module, which brings the helper library it needs.
+    bundle_libc.bundle_gconv(libc_dir, contents, "eucjp")
+    names = {p.name for p in (contents / "gconv").iterdir()}
+    assert {"EUC-JP.so", "libJIS.so", "CP1252.so"} <= names and "SJIS.so" not in names, names
+
+    with pytest.raises(bundle_libc.BundleError, match="NO-SUCH-SET"):
+        bundle_libc.bundle_gconv(libc_dir, contents, "no-such-set")
+
+
+def test_no_nss_stubs_from_a_glibc_that_has_files_and_dns_built_in():
+    libraries = bundle_libc.host_libraries(os.uname().machine)
+    if host_glibc() >= (2, 34):
+        assert not {"libnss_files.so.2", "libnss_dns.so.2"} & set(libraries)
+    assert "libc.so.6" in libraries and "libresolv.so.2" in libraries
