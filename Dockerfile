@@ -35,7 +35,7 @@ COPY requirements.txt /src/requirements.txt
 RUN python3 -m venv /opt/freeze \
     && /opt/freeze/bin/python -m pip install --no-cache-dir --disable-pip-version-check -r /src/requirements.txt
 COPY bootstrap.py /src/bootstrap.py
-COPY scripts/freeze.sh scripts/check_function.py scripts/pip_failure.py scripts/strip_bundle.py scripts/notices.py scripts/build_summary.py scripts/bundle_libc.py scripts/glibc_report.py scripts/inventory.py scripts/repro_zip.py /src/scripts/
+COPY scripts/freeze.sh scripts/check_function.py scripts/pip_failure.py scripts/strip_bundle.py scripts/notices.py scripts/build_summary.py scripts/bundle_libc.py scripts/glibc_report.py scripts/inventory.py scripts/host_paths.py scripts/repro_zip.py /src/scripts/
 COPY packaging/ /src/packaging/
 COPY --from=function / /src/function/
 ARG PREFIX=/var/task

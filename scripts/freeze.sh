@@ -143,6 +143,8 @@ INVENTORY="$OUT/inventory.json"
     --out "$INVENTORY" || die "could not take the bundle's inventory (see above)"
 "$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" ||
     die "could not strip the bundle's libraries (see above)"
+"$PY" "$REPO_ROOT/scripts/host_paths.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" --prefix "$PREFIX" ||
+    die "could not take the build machine's paths out of the bundle (see above)"
 "$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$WORK/deps" --inventory "$INVENTORY" ||
     die "could not write the licence notices (see above)"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import hashlib
 import importlib.metadata
 import json
@@ -198,19 +197,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _record_digests(dist_info: Path) -> Iterator[Tuple[str, str]]:
-    """(sha256 hex, path) of every file a wheel's RECORD lists with a sha256."""
-    record = dist_info / "RECORD"
-    if not record.is_file():
-        return
-    with open(record, newline="") as f:
-        for row in csv.reader(f):
-            if len(row) >= 2 and row[1].startswith("sha256="):
-                digest = row[1][len("sha256=") :]
-                raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
-                yield raw.hex(), row[0]
-
-
 def wheel_origins(deps: Optional[Path]) -> Dict[str, Origin]:
     """sha256 -> the distribution whose RECORD lists it: the function's requirements first, then the
     build environment's own (urllib3 comes from there when the function does not pin it)."""
@@ -220,9 +206,12 @@ def wheel_origins(deps: Optional[Path]) -> Dict[str, Origin]:
         dists += [importlib.metadata.PathDistribution(p) for p in sorted(deps.glob("*.dist-info"))]
     dists += list(importlib.metadata.distributions())
     for dist in dists:
-        info = Path(str(dist._path))  # type: ignore[attr-defined]
-        for digest, path in _record_digests(info):
-            found.setdefault(digest, Origin("wheel", dist.metadata["Name"], dist.version, path))
+        name, version = dist.metadata["Name"], dist.version  # each access parses METADATA again
+        for file in dist.files or []:  # RECORD's rows
+            if file.hash is not None and file.hash.mode == "sha256":
+                value = file.hash.value
+                digest = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+                found.setdefault(digest, Origin("wheel", name, version, file.as_posix()))
     return found
 
 
