@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,3 +77,22 @@ def test_build_machine_search_paths_are_dropped_and_origin_ones_kept(tmp_path):
     assert inventory.by_path("_internal/host.so")["elf"]["runpath"] == ["$ORIGIN/../lib"]
     assert b"/build/host/lib" not in host.read_bytes()
     assert vendored.read_bytes() == vendored_bytes
+
+
+def test_the_build_tools_lock_pins_requirements_txt_with_hashes():
+    """build.sh and the Dockerfile install requirements.lock with --require-hashes: it must hold every pin of
+    requirements.txt at the same version, and a hash for every package."""
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.lower()] = version
+    locked = {}
+    for block in re.split(r"\n(?=\S)", (REPO / "requirements.lock").read_text()):
+        match = re.match(r"^([A-Za-z0-9_.-]+)==(\S+) \\", block)
+        if match:
+            assert "--hash=sha256:" in block, block
+            locked[match.group(1).lower()] = match.group(2)
+    assert pins and all(locked.get(name) == version for name, version in pins.items()), (pins, locked)
+    assert {"altgraph", "packaging", "setuptools"} <= set(locked), "what PyInstaller pulls in is pinned too"
