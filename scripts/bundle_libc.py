@@ -27,7 +27,7 @@ Why it is done this way (measured, see shared/build-notes.md):
   ANSI_X3.110; 160 KiB), with a ``gconv-modules`` file naming only them, in ``_internal/gconv``.
   ``GCONV_MODULES=all`` bundles every module (8 MiB on Debian 12, 3.5 MiB zipped);
   ``GCONV_MODULES=SJIS,EUC-JP,...`` adds the named character sets to the basic ones.
-  packaging/pyi_rth_gconv.py points the bootstrap's own C library there at start; child processes get
+  packaging/hooks/pyi_rth_gconv.py points the bootstrap's own C library there at start; child processes get
   the system's setting back.
 
     python3 scripts/bundle_libc.py --bundle build/.../bundle --prefix /var/task
