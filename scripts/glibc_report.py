@@ -94,12 +94,11 @@ class Report:
         self.bundled_glibc: Optional[Tuple[int, ...]] = None  # release of a libc.so.6 in the inputs
 
     def add_entry(self, path: str, entry: FileEntry) -> None:
-        self.files += 1
         self.bundled.add(os.path.basename(path))
         self.bundled_paths.add(entry["path"])
-        if "link" in entry:
-            self.files -= 1
+        if "link" in entry:  # found by the loader under its name; its target is counted itself
             return
+        self.files += 1
         if "elf_error" in entry:
             print("warning: %s: cannot parse ELF (%s)" % (path, entry["elf_error"]), file=sys.stderr)
         if "elf" not in entry:
