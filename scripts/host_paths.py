@@ -11,8 +11,10 @@ Two places name them (measured on a pyenv Python):
 * ``_sysconfigdata_*.pyc``: the freezing Python's configuration, with its installation prefix in about a
   dozen values (prefix, LIBDIR, CONFIG_ARGS, ...). The prefix becomes the one the frozen interpreter has
   on Lambda (``/var/task/_internal``, ``/opt/_internal`` for a layer).
-* libpython's compiled-in default prefix (a string of its own, overwritten in place when the new one is
-  no longer).
+
+libpython keeps its compiled-in default prefix (getpath's fallback, unused by a frozen interpreter): the
+linker shares string tails, and in CPython 3.13 ``sys.version``'s "3.13.0" is the tail of that very string,
+so it cannot be overwritten.
 
 Run it after the inventory, with the prefix the bundle is unpacked at; it records the changed files there:
 
@@ -61,28 +63,11 @@ def drop_foreign_search_paths(bundle: Path, inventory: inv.Inventory, run_dir: s
                 subprocess.run([patchelf_command(), "--remove-rpath", path], check=True)
             changed.append(entry["path"])
     for path in changed:
+        needed = inventory.by_path(path)["elf"]["needed"]
         inventory.refresh(bundle, path)
-    return changed
-
-
-def blank_compiled_prefix(bundle: Path, inventory: inv.Inventory, host_prefix: str, prefix: str) -> List[str]:
-    """Overwrites the build Python's installation prefix where libpython holds it as a string of its own
-    (getpath's compiled-in default, used only when no landmark is found, never in a frozen bundle) with
-    ``prefix``, padded with NULs to the same length. Longer replacements are not made."""
-    old = b"\0" + host_prefix.encode() + b"\0"
-    new = b"\0" + prefix.encode().ljust(len(host_prefix), b"\0") + b"\0"
-    if len(prefix) > len(host_prefix):
-        return []
-    changed = []
-    for entry in inventory.elf():
-        if (entry.get("origin") or {}).get("kind") != "python":
-            continue
-        path = bundle / entry["path"]
-        data = path.read_bytes()
-        if old in data:
-            path.write_bytes(data.replace(old, new))
-            inventory.refresh(bundle, entry["path"])
-            changed.append(entry["path"])
+        # patchelf overwrites the old string in place; a name sharing its tail would be hit too.
+        if inventory.by_path(path)["elf"]["needed"] != needed:
+            raise ValueError("patchelf changed the needed libraries of %s" % path)
     return changed
 
 
@@ -132,15 +117,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         totals["elf"] = drop_foreign_search_paths(args.bundle, inventory, run_dir)
         totals["sysconfig"] = rewrite_sysconfigdata(args.bundle, inventory, sys.base_prefix, run_dir)
-        totals["libpython"] = blank_compiled_prefix(args.bundle, inventory, sys.base_prefix, run_dir)
     except (OSError, BundleError, subprocess.CalledProcessError, ValueError) as exc:
         print("host_paths.py: error: %s" % exc, file=sys.stderr)
         return 1
     inventory.save(args.inventory)
     print(
         "host_paths.py: dropped build-machine RPATH/RUNPATH entries from %d files; %s -> %s in %d "
-        "_sysconfigdata and %d libraries"
-        % (len(totals["elf"]), sys.base_prefix, run_dir, len(totals["sysconfig"]), len(totals["libpython"])),
+        "_sysconfigdata" % (len(totals["elf"]), sys.base_prefix, run_dir, len(totals["sysconfig"])),
         file=sys.stderr,
     )
     return 0
