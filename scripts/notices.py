@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import inventory as inv
 
 NOTICES = "THIRD-PARTY-NOTICES.txt"
+CONTENTS = "_internal/"
 RULE = "=" * 78
 LICENCE_FILE_STEMS = ("LICENSE", "LICENCE", "COPYING", "NOTICE", "AUTHORS")
 
@@ -103,18 +104,23 @@ def system_package(name: str) -> SystemPackage:
     return found or SystemPackage(name, "", "(the package manager does not know it)", "(no licence found)")
 
 
+def in_contents(path: str) -> str:
+    """A bundle path as the notices name it: relative to _internal/, where the libraries are."""
+    return path[len(CONTENTS) :] if path.startswith(CONTENTS) else path
+
+
 def files_by_origin(inventory: inv.Inventory, kind: str) -> Dict[str, List[str]]:
     """Package -> the bundle's files whose bytes that package of the given kind installed."""
     found: Dict[str, List[str]] = {}
     for entry in inventory.regular():
         origin = entry.get("origin") or {}
         if origin.get("kind") == kind:
-            found.setdefault(origin["package"], []).append(entry["path"])
+            found.setdefault(origin["package"], []).append(in_contents(entry["path"]))
     return found
 
 
 def unknown_elf(inventory: inv.Inventory) -> List[str]:
-    return [e["path"] for e in inventory.elf() if not e.get("origin")]
+    return [in_contents(e["path"]) for e in inventory.elf() if not e.get("origin")]
 
 
 def distribution_licence(metadata: Message, files: List[Path]) -> List[str]:
@@ -264,7 +270,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     inventory.save(args.inventory)
     for path in unknown_elf(inventory):
         print(
-            "notices.py: warning: %s: no package's checksums hold its bytes; its licence is unknown" % path,
+            "notices.py: warning: _internal/%s: no package's checksums hold its bytes; its licence is unknown"
+            % path,
             file=sys.stderr,
         )
     print("notices.py: wrote %s (%d KiB)" % (NOTICES, len(text.encode()) // 1024), file=sys.stderr)
