@@ -262,16 +262,18 @@ ensure_venv() {
     command -v "$python" >/dev/null 2>&1 ||
         die "no '$python' on PATH: install Python 3 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
     local want
-    want="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)') $(sha256sum "$REPO_ROOT/requirements.txt" | cut -c1-64)"
+    want="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)') $(sha256sum "$REPO_ROOT/requirements.lock" | cut -c1-64)"
     if [[ -x "$venv/bin/python" && -f "$venv/.build-stamp" && "$(cat "$venv/.build-stamp")" == "$want" ]]; then
         VENV_PY="$venv/bin/python"
     else
-        log "making the build venv $venv with $python ($("$python" --version 2>&1)) from requirements.txt"
+        log "making the build venv $venv with $python ($("$python" --version 2>&1)) from requirements.lock"
         rm -rf "$venv"
         "$python" -m venv "$venv" ||
             die "'$python -m venv' failed: install the venv module (Debian: apt-get install python3-venv) or set PYTHON to another Python 3"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements.txt" ||
-            die "pip could not install requirements.txt into $venv (network? see above)"
+        # Every build tool pinned with its hashes (requirements.txt's pins and all they pull in).
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+            -r "$REPO_ROOT/requirements.lock" ||
+            die "pip could not install requirements.lock into $venv (network? a hash mismatch? see above)"
         echo "$want" >"$venv/.build-stamp"
         VENV_PY="$venv/bin/python"
     fi

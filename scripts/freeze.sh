@@ -22,6 +22,7 @@ where it runs. Writes:
   OUT/bootstrap.zip    the same, zipped reproducibly (sorted, fixed timestamps, 0755 bootstrap)
   OUT/glibc-report.txt the C library the bundle brings, and that nothing needs a newer one
   OUT/build-summary.txt what it shipped, against Lambda's size limits (build.sh prints it)
+  OUT/inventory.json   every file of the bundle: checksum, ELF facts, origin (scripts/inventory.py)
 
 It refuses (no zip) a function folder holding binaries for another platform or Python, requirements
 pip cannot install (saying what a source build lacked), and a bundle over 250 MiB unzipped.
@@ -37,7 +38,8 @@ Options:
   -h, --help         show this help
 
 Environment: SOURCE_DATE_EPOCH (default 315532800 = 1980-01-01) fixes zip timestamps;
-PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs.
+PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs;
+GCONV_MODULES adds iconv character sets to glibc's basic ones (SJIS,EUC-JP,... or all; see bundle_libc.py).
 EOF
 }
 
@@ -89,7 +91,8 @@ ENTRY="$(cd "$(dirname "$ENTRY")" && pwd)/$(basename "$ENTRY")"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$OUT/.work"
-rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/glibc-report.txt" "$OUT/build-summary.txt"
+rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/glibc-report.txt" "$OUT/build-summary.txt" \
+    "$OUT/inventory.json"
 mkdir -p "$WORK/src" "$WORK/deps"
 
 export PYTHONHASHSEED=0
@@ -138,18 +141,23 @@ mkdir -p "$OUT/bundle"
 cp -a "$WORK/dist/bootstrap/." "$OUT/bundle/"
 chmod 0755 "$OUT/bundle/bootstrap"
 log "froze in $((SECONDS - START)) s"
-"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --deps "$WORK/deps" ||
-    die "could not strip the bundle's libraries (see above)"
 "$PY" "$REPO_ROOT/scripts/bundle_libc.py" --bundle "$OUT/bundle" --prefix "$PREFIX" >&2 ||
     die "could not bundle the C library (see above)"
-
-"$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$WORK/deps" ||
+# One look at every file (origin by content, ELF facts); the stages below read it.
+INVENTORY="$OUT/inventory.json"
+"$PY" "$REPO_ROOT/scripts/inventory.py" --bundle "$OUT/bundle" --deps "$WORK/deps" --function "$FUNCTION" \
+    --out "$INVENTORY" || die "could not take the bundle's inventory (see above)"
+"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" ||
+    die "could not strip the bundle's libraries (see above)"
+"$PY" "$REPO_ROOT/scripts/host_paths.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" --prefix "$PREFIX" ||
+    die "could not take the build machine's paths out of the bundle (see above)"
+"$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$WORK/deps" --inventory "$INVENTORY" ||
     die "could not write the licence notices (see above)"
 
 "$PY" "$REPO_ROOT/scripts/repro_zip.py" "$OUT/bootstrap.zip" "$OUT/bundle"
 
 set +e
-"$PY" "$REPO_ROOT/scripts/glibc_report.py" --target al2023 "$OUT/bundle" >"$OUT/glibc-report.txt"
+"$PY" "$REPO_ROOT/scripts/glibc_report.py" --target al2023 --inventory "$INVENTORY" >"$OUT/glibc-report.txt"
 rc=$?
 set -e
 cat "$OUT/glibc-report.txt"
@@ -161,7 +169,8 @@ fi
 
 # What the zip holds, against Lambda's size limits: over 250 MiB unzipped Lambda refuses it.
 if ! "$PY" "$REPO_ROOT/scripts/build_summary.py" --zip "$OUT/bootstrap.zip" --bundle "$OUT/bundle" \
-    --deps "$WORK/deps" --glibc-report "$OUT/glibc-report.txt" --prefix "$PREFIX" >"$OUT/build-summary.txt"; then
+    --deps "$WORK/deps" --inventory "$INVENTORY" --glibc-report "$OUT/glibc-report.txt" --prefix "$PREFIX" \
+    >"$OUT/build-summary.txt"; then
     cat "$OUT/build-summary.txt" >&2
     rm -f "$OUT/bootstrap.zip"
     die "the bundle is over Lambda's unzipped size limit (above); no zip written"
