@@ -1,4 +1,4 @@
-"""Web apps through the runtime (`python bootstrap.py` against the fake Runtime API): `_HANDLER=module:app`,
+"""Web apps through the runtime (`python bootstrap.py` against the Runtime API emulator): `_HANDLER=module:app`,
 the `bootstrap.asgi` / `bootstrap.wsgi` wrappers, buffered and streamed answers, the lifespan at init and at
 SIGTERM, work after the response before the next /next, events that are not HTTP; and the same events
 through Mangum and apig-wsgi on awslambdaric."""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RuntimeLauncher
-from fake_runtime_api import FakeRuntimeAPI
+from runtime_emulator import RuntimeEmulator
 
 WEB_APPS = Path(__file__).parent / "web_apps"
 sys.path.insert(0, str(WEB_APPS))
@@ -133,11 +133,11 @@ def test_lifespan_shutdown_runs_on_sigterm(fake_api, runtime, tmp_path):
 def test_background_work_ends_before_the_next_event_is_asked_for(fake_api, runtime, tmp_path):
     mark = tmp_path / "audit.log"
     proc = start(runtime, "main:app", task_root=WEB_APPS / "fastapi_sse")
-    fake_api.wait_for(lambda api: api.waiting_next > 0, 15, alive=proc.alive)
+    fake_api.wait_for(lambda: fake_api.waiting_next > 0, 15, alive=proc.alive)
     a = ask(fake_api, proc, make_event("url", "POST", "/audit", query=[("path", str(mark))]))
     assert json.loads(a.json()["body"]) == {"queued": True}
     assert not mark.exists(), "the answer waited for the background task"
-    fake_api.wait_for(lambda api: api.waiting_next > 0, 10, alive=proc.alive)
+    fake_api.wait_for(lambda: fake_api.waiting_next > 0, 10, alive=proc.alive)
     assert mark.read_text() == "audited\n", "the runtime asked for the next event before the task ended"
 
 
@@ -176,12 +176,12 @@ EVENTS = {
 def test_same_answers_as_the_references_on_awslambdaric(
     fake_api, runtime, ric, tmp_path, ours_app, reference
 ):
-    """The in-process differential (test_web_differential.py) again, end to end: each runtime on its own fake
-    Runtime API answers the same events; statuses, bodies and cookies agree."""
+    """The in-process differential (test_web_differential.py) again, end to end: each runtime on its own
+    Runtime API emulator answers the same events; statuses, bodies and cookies agree."""
     answers = {"ours": {}, ric: {}}
     proc = start(runtime, ours_app)
     answers["ours"] = {name: ask(fake_api, proc, event).json() for name, event in EVENTS.items()}
-    with FakeRuntimeAPI() as reference_api:
+    with RuntimeEmulator() as reference_api:
         launcher = RuntimeLauncher(reference_api, tmp_path)
         try:
             proc = launcher(reference, ric, task_root=WEB_APPS)
