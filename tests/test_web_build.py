@@ -14,7 +14,7 @@ from pathlib import Path
 import lambda_root
 import pytest
 from conftest import REPO_ROOT
-from fake_runtime_api import FakeRuntimeAPI
+from runtime_emulator import RuntimeEmulator
 
 WEB_APPS = Path(__file__).parent / "web_apps"
 sys.path.insert(0, str(WEB_APPS))
@@ -58,11 +58,11 @@ def invoke_under_rie(zip_path, event, *env):
 
 
 def streamed_in_root(zip_path, event, tmp_path):
-    """The zip unpacked as Lambda does, its bootstrap started in the root against a fake Runtime API on this
-    machine with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: the recorded answer, chunk by chunk."""
+    """The zip unpacked as Lambda does, its bootstrap started in the root against the Runtime API emulator on
+    this machine with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: the recorded answer, chunk by chunk."""
     task = lambda_root.unpack_zip(zip_path, tmp_path / "task")
     root = lambda_root.LambdaRoot(task)
-    with FakeRuntimeAPI() as api, tempfile.TemporaryDirectory(prefix="web-root-") as scratch:
+    with RuntimeEmulator() as api, tempfile.TemporaryDirectory(prefix="web-root-") as scratch:
         env = {
             "_HANDLER": "main:app",
             "AWS_LAMBDA_RUNTIME_API": api.address,
