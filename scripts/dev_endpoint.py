@@ -726,8 +726,8 @@ class Reloader:
     """Starts a new execution environment (an emulator and its runtime) for the function as it is, at
     start and after each save: a new venv first when requirements.txt changed, a new zip first with
     --frozen. The new runtime initialises while the old one still serves; then the invocations move
-    over, and the old one is stopped. (Each environment has an emulator of its own, so that nothing of
-    the old runtime, such as its pending /next, can take an event meant for the new one.)"""
+    over, and the old one is stopped. (Each environment has an emulator of its own: one emulator holds one
+    runtime, and the new one initialises while the old one still serves.)"""
 
     def __init__(self, settings: Settings, runtime: Runtime, invocations: Invocations):
         self.settings = settings
