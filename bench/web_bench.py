@@ -134,8 +134,8 @@ def first_byte(side, root, tmp, reps):
                 t0, t0_wall = time.monotonic(), time.time()
                 rid = api.push_event(make_event("url", path="/stream"))
                 answer = api.wait_answer(rid, timeout=30)
-                if answer.chunked:  # chunk 0 is the prelude
-                    first, whole = answer.chunks[1].at - t0, answer.chunks[-1].at - t0
+                if answer.chunked:  # chunks 0 and 1 are the prelude and its NULs
+                    first, whole = answer.chunks[2].at - t0, answer.chunks[-1].at - t0
                 else:  # buffered: the body arrives whole (recorded in wall-clock time)
                     first = whole = answer.received_at - t0_wall
                 firsts.append(first)
