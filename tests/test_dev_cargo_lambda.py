@@ -190,6 +190,7 @@ def our_runtime(cargo_lambda, tmp_path):
         "AWS_LAMBDA_FUNCTION_VERSION": "1",
         "_HANDLER": "app.handler",
         "LAMBDA_TASK_ROOT": str(function),
+        "AWS_LAMBDA_MAX_CONCURRENCY": "1",  # as cargo-lambda sets it for the functions it runs
     }
     log = tmp_path / "runtime.log"
     with open(log, "wb") as out:
