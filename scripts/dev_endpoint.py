@@ -662,7 +662,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body,
             request_id=request_id,
             source_ip=self.client_address[0],
-            domain="%s:%d" % self.server.server_address[:2],
         )
         invocation, mark = invocations.start(json.dumps(event).encode())
         what = "%s %s" % (self.command, self.path)
@@ -830,8 +829,9 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
     function_dir = Path(args.function_dir).resolve()
     if not function_dir.is_dir():
         raise DevError("%s is not a folder: give the folder of your function's code" % args.function_dir)
-    module = args.handler.rpartition(".")[0].replace(".", "/")
-    if "." not in args.handler or not (
+    module, colon, _ = args.handler.partition(":")  # module:app, a web app; else module.function
+    module = (module if colon else module.rpartition(".")[0]).replace(".", "/")
+    if not module or not (
         (function_dir / (module + ".py")).is_file() or (function_dir / module / "__init__.py").is_file()
     ):
         say("warning: no %s.py in %s for --handler %s" % (module, function_dir, args.handler))
