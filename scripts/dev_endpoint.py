@@ -47,6 +47,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import eventstream
 import function_url
+from lambda_env import PLACEHOLDER_CREDENTIALS, REGION_NAMES, region_variables
 from runtime_emulator import RuntimeEmulator, SubprocessRuntime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +61,7 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024  # a synchronous invoke's payload limit
 # profile and region pass through, as `sam local` lets them, so that the function can call AWS.
 _HOST_ONLY_PREFIXES = ("AWS_LAMBDA_", "_LAMBDA_", "_AWS_", "LAMBDA_")
 _HOST_ONLY_NAMES = ("_HANDLER", "_X_AMZN_TRACE_ID", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+DEVELOPER_AWS = (*PLACEHOLDER_CREDENTIALS, "AWS_PROFILE", *REGION_NAMES)
 
 
 class DevError(RuntimeError):
@@ -90,15 +92,22 @@ class Settings:
 
 
 def function_environment(settings: Settings, task_root: str) -> Dict[str, str]:
-    """What Lambda gives a function beyond the Runtime API's own variables (runtime_env()), with the
-    developer's --env and --env-file on top."""
-    return {
-        "_HANDLER": settings.handler,
-        "LAMBDA_TASK_ROOT": task_root,
-        "TZ": ":UTC",
-        "LANG": "en_US.UTF-8",
-        **settings.env,
-    }
+    """What a function needs beyond Lambda's variables (the emulator's runtime_env(), from
+    scripts/lambda_env.py), with the developer's --env and --env-file on top."""
+    return {"_HANDLER": settings.handler, "LAMBDA_TASK_ROOT": task_root, "TZ": ":UTC", **settings.env}
+
+
+def developer_aws(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` with the developer's own AWS credentials, profile and region in place of Lambda's
+    placeholders, so that the function calls AWS as it does under `sam local`."""
+    own = {key: os.environ[key] for key in DEVELOPER_AWS if key in os.environ}
+    if not own:
+        return env
+    env = {key: value for key, value in env.items() if key not in PLACEHOLDER_CREDENTIALS}
+    env.update(own)
+    if set(own) & set(REGION_NAMES):
+        env.update(region_variables(own))
+    return env
 
 
 def host_environment() -> Dict[str, str]:
@@ -339,7 +348,7 @@ class Runtime:
         return self._start(root.command([root.bootstrap], env, self._scratch), None, None)
 
     def _launch_source(self, python: str, runtime_env: Dict[str, str]) -> SubprocessRuntime:
-        env = {**host_environment(), **runtime_env}
+        env = developer_aws({**host_environment(), **runtime_env})
         env.update(function_environment(self.settings, str(self.settings.function_dir)))
         return self._start([python, str(REPO / "bootstrap.py")], env, str(self.settings.function_dir))
 

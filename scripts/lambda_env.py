@@ -57,25 +57,29 @@ def log_stream_name(version: str, when: Optional[float] = None) -> str:
     return "%s/[%s]%s" % (day, version, "0" * 32)
 
 
+def region_variables(given: Mapping[str, str]) -> Dict[str, str]:
+    """Both region variables as Lambda sets them (botocore reads ``AWS_DEFAULT_REGION``): either one
+    given sets both, unless both are given."""
+    regions = [given[key] for key in REGION_NAMES if key in given]
+    region = regions[0] if regions else DEFAULT_REGION
+    return {key: given.get(key, region) for key in REGION_NAMES}
+
+
 def lambda_environment(
     overrides: Optional[Mapping[str, str]] = None, *, paths: bool = True
 ) -> Dict[str, str]:
     """Lambda's environment for one function, ``overrides`` laid over it.
 
-    Lambda sets both region variables to the function's region, and botocore reads
-    ``AWS_DEFAULT_REGION``: an override of either one sets both, unless both are given. The log group
+    The region variables follow ``region_variables``. The log group
     and stream follow the function's name and version. ``paths=False`` leaves out ``FILE_SYSTEM``, for a
     function run outside a Lambda-like root, where this machine's paths apply."""
     given = dict(overrides or {})
     name = given.get("AWS_LAMBDA_FUNCTION_NAME", DEFAULT_FUNCTION_NAME)
     version = given.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-    regions = [given[key] for key in REGION_NAMES if key in given]
-    region = regions[0] if regions else DEFAULT_REGION
     env = dict(FILE_SYSTEM) if paths else {}
     env.update(
         {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
+            **region_variables(given),
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": DEFAULT_MEMORY_MB,

@@ -134,6 +134,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from lambda_env import DEFAULT_REGION, lambda_environment
+
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 NEXT_PATH = RUNTIME_PREFIX + "/invocation/next"
 INVOCATION_PREFIX = RUNTIME_PREFIX + "/invocation/"
@@ -152,7 +154,7 @@ STREAM_LIMIT = 200 * 1024 * 1024
 TRAILER_LIMIT = 4096  # Go's net/http reads a chunked body's trailers through a 4 KiB buffer
 HEAD_LINE_LIMIT = 4 << 20  # an X-Ray error cause header may be 1 MiB (awslambdaric's cap)
 ACCOUNT = "123456789012"
-REGION = "us-east-1"
+REGION = DEFAULT_REGION
 # Grace between SHUTDOWN and SIGKILL: external extensions get 2 s, internal ones only 500 ms.
 SHUTDOWN_GRACE_EXTERNAL_S, SHUTDOWN_GRACE_INTERNAL_S = 2.0, 0.5
 ERROR_TYPE_RE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
@@ -560,16 +562,16 @@ class RuntimeEmulator:
         return "http://%s%s" % (self.address, self.prefix) if self.prefix else self.address
 
     def runtime_env(self) -> Dict[str, str]:
-        env = {
-            "AWS_LAMBDA_RUNTIME_API": self.runtime_api,
-            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + self.function_name,
-            "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-        }
+        # Lambda's variables come from the one place that knows them; this machine's paths stay.
+        env = lambda_environment(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": self.function_version,
+            },
+            paths=False,
+        )
+        env["AWS_LAMBDA_RUNTIME_API"] = self.runtime_api
         if self.concurrent:
             env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.concurrency)
         return env

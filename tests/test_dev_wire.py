@@ -214,3 +214,48 @@ def test_prelude_without_its_end_is_refused():
         function_url.read_prelude([b'{"statusCode": 200}'])
     with pytest.raises(function_url.BadFunctionResponse, match="first"):
         function_url.read_prelude(iter([b" " * 1024] * 20))
+
+
+def test_the_emulator_gives_lambdas_environment_from_lambda_env():
+    """One place for Lambda's variables: the emulator's runtime_env() is scripts/lambda_env.py's, with
+    the emulator's own function settings and Runtime API address."""
+    import lambda_env
+    from runtime_emulator import RuntimeEmulator
+
+    emulator = RuntimeEmulator(function_name="orders", memory_mb=512)
+    try:
+        env = emulator.runtime_env()
+    finally:
+        emulator.stop()
+    expected = lambda_env.lambda_environment(
+        {"AWS_LAMBDA_FUNCTION_NAME": "orders", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}, paths=False
+    )
+    assert env.pop("AWS_LAMBDA_RUNTIME_API") == emulator.runtime_api
+    assert env == expected
+    assert env["AWS_DEFAULT_REGION"] == env["AWS_REGION"] == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    "developer, expected",
+    [
+        ({}, {"AWS_ACCESS_KEY_ID": "ASIALAMBDAPLACEHOLDER", "AWS_REGION": "us-east-1"}),
+        (
+            {"AWS_PROFILE": "dev", "AWS_DEFAULT_REGION": "eu-west-1"},
+            {"AWS_ACCESS_KEY_ID": None, "AWS_PROFILE": "dev", "AWS_REGION": "eu-west-1"},
+        ),
+        ({"AWS_ACCESS_KEY_ID": "AKIAOWN"}, {"AWS_ACCESS_KEY_ID": "AKIAOWN", "AWS_SESSION_TOKEN": None}),
+    ],
+)
+def test_the_developers_own_aws_settings_replace_the_placeholders(monkeypatch, developer, expected):
+    """dev.sh: a function that calls AWS does so with the developer's credentials, profile and region;
+    without any, it keeps Lambda's placeholders (never a half of each)."""
+    import dev_endpoint
+    import lambda_env
+
+    for key in dev_endpoint.DEVELOPER_AWS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in developer.items():
+        monkeypatch.setenv(key, value)
+    env = dev_endpoint.developer_aws(lambda_env.lambda_environment(paths=False))
+    assert {key: env.get(key) for key in expected} == expected
+    assert env["AWS_DEFAULT_REGION"] == env["AWS_REGION"]
