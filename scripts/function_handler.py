@@ -9,7 +9,11 @@ build is not told (``build.sh --handler``), it finds it the way a reader of the 
 2. else the function's modules (its top-level ``*.py``, tests and ``setup.py`` left out) hold one
    obvious handler: a module-level function named ``handler``, ``lambda_handler`` or ``*_handler``
    that takes ``(event, context)``. AWS's console default ``lambda_function.lambda_handler`` and SAM's
-   ``app.lambda_handler`` are found this way.
+   ``app.lambda_handler`` are found this way, and so is a handler made at module level
+   (``handler = Mangum(app)``);
+3. else one web app that the runtime serves itself (``_HANDLER=main:app``): a module-level
+   ``NAME = FastAPI(...)``, ``Starlette(...)``, ``Flask(...)``, or Django's
+   ``get_asgi_application()``/``get_wsgi_application()``.
 
 When in doubt (a template naming several handlers, several candidates), it assumes one, says so, and
 names every module of the folder so that the check imports each of them. When nothing is found, it
@@ -33,7 +37,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 COMMENT_PREFIX = b"lambda-handler="
@@ -48,6 +52,8 @@ USUAL = (
     "handler.handler",
     "main.handler",
 )
+# What makes a web app the runtime can serve (lambda_bootstrap.web): the call that creates it.
+WEB_APP_FACTORIES = {"FastAPI", "Starlette", "Flask", "get_asgi_application", "get_wsgi_application"}
 NOT_FUNCTION_CODE = re.compile(r"^(test_.*|.*_test|conftest|setup|noxfile|tasks)$")
 # Read templates with PyYAML, installed on first need into .cache/ for the Python that runs this, not
 # into the build's venv, where PyInstaller would freeze it into a function that forgot to require it.
@@ -168,24 +174,50 @@ def function_modules(function_dir: Path) -> List[str]:
     return sorted(names)
 
 
-def obvious_handlers(function_dir: Path, modules: List[str]) -> List[str]:
-    """MODULE.FUNCTION of every module-level function that looks like a handler."""
-    found = []
+def _module_trees(function_dir: Path, modules: List[str]) -> Iterator[Tuple[str, ast.Module]]:
     for module in modules:
         path = function_dir / (module + ".py")
         if not path.is_file():
             continue
         try:
-            tree = ast.parse(path.read_bytes(), filename=str(path))
+            yield module, ast.parse(path.read_bytes(), filename=str(path))
         except SyntaxError:
             continue  # the check names the error, with the handler that is assumed
+
+
+def _assigned_calls(tree: ast.Module) -> Iterator[Tuple[str, str]]:
+    """(name, called) of each module-level ``name = called(...)`` (``called`` without its module)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    yield target.id, called
+
+
+def obvious_handlers(function_dir: Path, modules: List[str]) -> List[str]:
+    """MODULE.FUNCTION of every module-level function that looks like a handler, or is made as one."""
+    found = []
+    for module, tree in _module_trees(function_dir, modules):
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and OBVIOUS.match(node.name):
                 args = node.args
                 positional = len(args.posonlyargs) + len(args.args)
                 if positional >= 2 or args.vararg is not None:
                     found.append("%s.%s" % (module, node.name))
+        found += ["%s.%s" % (module, name) for name, _ in _assigned_calls(tree) if OBVIOUS.match(name)]
     return found
+
+
+def web_apps(function_dir: Path, modules: List[str]) -> List[str]:
+    """MODULE:APP of every module-level web app the runtime can serve itself."""
+    return [
+        "%s:%s" % (module, name)
+        for module, tree in _module_trees(function_dir, modules)
+        for name, called in _assigned_calls(tree)
+        if called in WEB_APP_FACTORIES
+    ]
 
 
 def _pick(candidates: List[str]) -> str:
@@ -207,11 +239,16 @@ def find_handler(function_dir: Path) -> Found:
         )
     candidates = obvious_handlers(function_dir, modules)
     if len(candidates) == 1:
-        return Found(candidates[0], "the only module-level handler function in the folder", True, [])
+        return Found(candidates[0], "the only module-level handler in the folder", True, [])
+    if not candidates:
+        candidates = web_apps(function_dir, modules)
+        if len(candidates) == 1:
+            return Found(candidates[0], "the only web app in the folder (the runtime serves it)", True, [])
     if not candidates:
         raise HandlerError(
-            "no handler found in %s: no template.yaml beside it names one, and no module defines a function "
-            "named handler, lambda_handler or *_handler taking (event, context). Give it with "
+            "no handler found in %s: no template.yaml beside it names one, no module defines a function "
+            "named handler, lambda_handler or *_handler taking (event, context), and none makes a FastAPI, "
+            "Starlette, Flask or Django app. Give it with "
             "--handler MODULE.FUNCTION (Lambda's handler setting; MODULE:APP for a web app)" % function_dir
         )
     handler = _pick(candidates)

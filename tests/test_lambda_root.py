@@ -410,3 +410,27 @@ def test_lambda_root_environment_reaches_the_root_command(tmp_path):
     pairs = {argv[i + 1]: argv[i + 2] for i, word in enumerate(argv) if word == "--setenv"}
     assert pairs["AWS_DEFAULT_REGION"] == "eu-west-1" and pairs["LAMBDA_TASK_ROOT"] == "/var/task"
     assert argv[argv.index("--unshare-uts") :][:3] == ["--unshare-uts", "--hostname", lambda_root.HOSTNAME]
+
+
+@pytest.mark.parametrize(
+    "source, handler",
+    [
+        ("from fastapi import FastAPI\n\napp = FastAPI()\n", "main:app"),
+        ("import flask\n\nserver = flask.Flask(__name__)\n", "main:server"),
+        ("from django.core.asgi import get_asgi_application\n\napplication = get_asgi_application()\n",
+         "main:application"),
+        # A handler the code makes itself wins over the app it wraps: the user chose an adapter.
+        ("from fastapi import FastAPI\nfrom mangum import Mangum\n\napp = FastAPI()\nhandler = Mangum(app)\n",
+         "main.handler"),
+    ],
+)  # fmt: skip
+def test_a_web_app_or_a_made_handler_is_found(tmp_path, source, handler):
+    fn = write(tmp_path, {"main.py": source, "models.py": "from pydantic import BaseModel\n"})
+    found = find_handler(fn)
+    assert (found.handler, found.sure) == (handler, True), found
+
+
+def test_an_app_that_is_not_a_web_app_is_not_taken_for_one(tmp_path):
+    fn = write(tmp_path, {"main.py": "import celery\n\napp = celery.Celery()\n"})
+    with pytest.raises(HandlerError, match="FastAPI, Starlette, Flask or Django"):
+        find_handler(fn)

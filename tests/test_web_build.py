@@ -1,5 +1,5 @@
 """The acceptance test of web apps: a FastAPI app that streams server-sent events and a Flask app, each with
-nothing Lambda-specific in its code, built by README's command (`./build.sh --handler main:app DIR`), answer
+nothing Lambda-specific in its code, built by README's command (`./build.sh DIR`, which finds `main:app` itself), answer
 in the Lambda-like root: buffered under the RIE, and streamed to a Runtime API that times each chunk."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import lambda_root
 import pytest
 from conftest import REPO_ROOT
+from function_handler import recorded_handler
 from runtime_emulator import RuntimeEmulator
 
 WEB_APPS = Path(__file__).parent / "web_apps"
@@ -33,13 +34,13 @@ def web_zips(tmp_path_factory):
         if name not in built:
             out = tmp_path_factory.mktemp("web-build-" + name)
             proc = subprocess.run(
-                ["bash", str(REPO_ROOT / "build.sh"), "--handler", "main:app", "--dist", str(out / "dist"),
+                ["bash", str(REPO_ROOT / "build.sh"), "--dist", str(out / "dist"),
                  "--work", str(out / "work"), str(APPS[name])],
                 cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1200,
             )  # fmt: skip
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
             built[name] = out / "dist" / "bootstrap.zip"
-            assert built[name].is_file()
+            assert recorded_handler(built[name]) == "main:app", proc.stderr[-2000:]
         return built[name]
 
     return get
@@ -50,7 +51,7 @@ def invoke_under_rie(zip_path, event, *env):
     env_args = [arg for pair in env for arg in ("--env", pair)]
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "lambda_root.py"), "invoke", "--task", str(zip_path),
-         "--handler", "main:app", "--event", json.dumps(event), *env_args],
+         "--event", json.dumps(event), *env_args],
         cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL, capture_output=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-3000:]).decode(errors="replace")
