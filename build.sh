@@ -28,6 +28,15 @@ C library and needs none from the system: it runs where Lambda unpacks it (/var/
 Options:
   --runtime-only    freeze no function code: a runtime for handlers shipped as source, used as a
                     layer (unpacked at /opt: /opt/bootstrap); FUNCTION_DIR must not be given
+  --deps-only       freeze nothing: write DIST/function.zip, FUNCTION_DIR's files with its requirements
+                    beside them and every module's bytecode, for the Python a native --runtime-only
+                    build freezes with (the same PYTHON): the code of a function on that layer.
+                    Natively only; the Lambda-like root is not used
+  --allow-sdist     let pip build a requirement that has no wheel for this Python and platform from
+                    source. That runs the package's build code on this machine and compiles with its
+                    compiler and libraries: the binary may need libraries or CPU features Lambda
+                    lacks (the check in the root catches a missing library, not a missing CPU
+                    feature), and it depends on this machine. Default: wheels only
   --handler H       the handler the check loads (default: app.handler)
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
@@ -86,6 +95,8 @@ HANDLER="app.handler"
 EVENT="{}"
 ENV_ARGS=()
 FUNCTION_DIR=""
+DEPS_ONLY=0
+FREEZE_FLAGS=()
 DOCKER="${DOCKER:-docker}"
 
 need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see --help)"; }
@@ -110,6 +121,8 @@ while [[ $# -gt 0 ]]; do
     --native) [[ "$MODE" != docker ]] || die "--native and --docker exclude each other"; MODE="native"; shift ;;
     --docker) [[ "$MODE" != native ]] || die "--native and --docker exclude each other"; MODE="docker"; shift ;;
     --runtime-only) RUNTIME_ONLY=1; shift ;;
+    --deps-only) DEPS_ONLY=1; shift ;;
+    --allow-sdist) FREEZE_FLAGS+=(--allow-sdist); shift ;;
     --dist) need_value "$@"; DIST="$2"; shift 2 ;;
     --work) need_value "$@"; WORK="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
@@ -162,6 +175,11 @@ else
     fi
     FUNCTION_DIR="$(cd "$FUNCTION_DIR" && pwd)"
 fi
+if [[ $DEPS_ONLY == 1 ]]; then
+    [[ $RUNTIME_ONLY == 0 && $SMOKE == 0 ]] || die "--deps-only installs a function's requirements: it takes no --runtime-only or --smoke"
+    [[ "$MODE" != docker ]] || die "--deps-only runs natively, for the Python a native --runtime-only build freezes with"
+    MODE=native VERIFY=0 FREEZE_FLAGS+=(--deps-only)
+fi
 if [[ $VERIFY == 1 || $SMOKE == 1 ]]; then
     [[ "$ARCH" == "$HOST_ARCH" ]] ||
         die "the check runs the bootstrap here, and an $ARCH bootstrap cannot run on $HOST_ARCH: add --no-verify (and drop --smoke), then test it on an $ARCH machine"
@@ -174,6 +192,7 @@ mkdir -p "$DIST" "$WORK"
 DIST="$(cd "$DIST" && pwd)"
 WORK="$(cd "$WORK" && pwd)"
 ZIP_NAME="bootstrap.zip"
+if [[ $DEPS_ONLY == 1 ]]; then ZIP_NAME="function.zip"; fi
 if [[ $RUNTIME_ONLY == 1 ]]; then
     FUNCTION_DIR="$WORK/empty-function"
     rm -rf "$FUNCTION_DIR"
@@ -198,6 +217,7 @@ fi
 rm -f "$DIST/$ZIP_NAME" "$DIST/$ZIP_NAME.tmp"
 START=$SECONDS
 OUT="$WORK/$MODE-$ARCH"
+if [[ $DEPS_ONLY == 1 ]]; then OUT="$WORK/deps-only-$ARCH"; fi # a layer's bundle in $MODE-$ARCH stays
 
 # --- Docker: freeze inside Amazon Linux 2023 ----------------------------------------------------
 build_docker() {
@@ -217,6 +237,7 @@ build_docker() {
         --build-context "function=$FUNCTION_DIR" \
         --build-arg "PY_IMAGE=$PY_IMAGE" \
         --build-arg "PREFIX=$PREFIX" \
+        --build-arg "FREEZE_FLAGS=${FREEZE_FLAGS[*]-}" \
         --build-arg "SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}" \
         --target artifact \
         --output "type=local,dest=$OUT" \
@@ -276,12 +297,17 @@ build_native() {
     ensure_venv
     PYRUN="$VENV_PY"
     "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \
-        --entry "$BOOTSTRAP" --prefix "$PREFIX" ||
+        --entry "$BOOTSTRAP" --prefix "$PREFIX" ${FREEZE_FLAGS[@]+"${FREEZE_FLAGS[@]}"} ||
         die "the freeze failed (see above); nothing was written to $DIST"
 }
 
 PYRUN="python3"
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
+if [[ $DEPS_ONLY == 1 ]]; then
+    cp "$OUT/function.zip" "$DIST/$ZIP_NAME"
+    log "wrote $DIST/$ZIP_NAME: ship it as the code of a function on a layer built by ./build.sh --runtime-only with the same Python"
+    exit 0
+fi
 
 # --- the proof: init in a Lambda-like root --------------------------------------------------------
 if [[ $VERIFY == 1 ]]; then

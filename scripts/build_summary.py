@@ -32,6 +32,7 @@ MIB = 2**20
 UNZIPPED_LIMIT = 250 * MIB
 ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * MIB
 TARGET = "provided.al2023"
+LAYER_PYTHON = " (a function on this layer needs wheels and bytecode for this Python: ./build.sh --deps-only)"
 
 
 class Package(NamedTuple):
@@ -92,7 +93,7 @@ def summary(zip_path: Path, bundle: Path, deps: Path, report: Path, prefix: str)
     lines = [
         "build summary",
         "  target:    %s (%s), unpacked at %s" % (TARGET, os.uname().machine, prefix),
-        "  Python:    %s" % sys.version.split()[0],
+        "  Python:    %s%s" % (sys.version.split()[0], LAYER_PYTHON if prefix == "/opt" else ""),
         "  C library: %s" % c_library_line(report),
         "  zip:       %s (Lambda: %s for a direct upload)" % (mib(zipped), mib(ZIPPED_DIRECT_UPLOAD_LIMIT)),
         "  unzipped:  %s (Lambda: %s, function and layers together)" % (mib(unzipped), mib(UNZIPPED_LIMIT)),

@@ -614,8 +614,11 @@ def test_zip_layout_and_bundled_c_library(example_build, tmp_path):
     assert any(n.startswith("_internal/libpython3") for n in names), names[:20]
     assert not any(n.endswith("/") for n in names), "no directory entries"
     # example/ holds SAM's template and Makefile: they describe the build and are not the function's data.
-    assert not {"_internal/template.yaml", "_internal/Makefile"} & set(names), names
-    assert {n.split("/")[0] for n in names} <= {"bootstrap", "THIRD-PARTY-NOTICES.txt", "_internal"}, names
+    assert not {"template.yaml", "Makefile", "requirements.txt"} & set(names), names
+    # At the top, the runtime and example/'s own files as they were there, with their bytecode.
+    assert {n.split("/")[0] for n in names} == {
+        "bootstrap", "THIRD-PARTY-NOTICES.txt", "_internal", "app.py", "log_events.py", "extensions", "__pycache__",
+    }, names  # fmt: skip
     modes = {zi.filename: zi.external_attr >> 16 for zi in infos}
     for zi in infos:
         assert zi.date_time == (1980, 1, 1, 0, 0, 0), zi
