@@ -153,7 +153,7 @@ if [[ $DEPS_ONLY == 1 ]]; then
     # bytecode would never match.
     "$PY" -m compileall -q -j 0 --invalidation-mode checked-hash -s "$OUT/function" -p "$PREFIX" "$OUT/function" >&2 ||
         log "warning: some modules above do not compile with this Python; they ship as source only"
-    "$PY" "$REPO_ROOT/scripts/repro_zip.py" "$OUT/function.zip" "$OUT/function" >&2
+    "$PY" "$REPO_ROOT/scripts/repro_zip.py" --function-code "$OUT/function.zip" "$OUT/function" >&2
     log "wrote $OUT/function.zip: the function and its requirements, with bytecode for Python $("$PY" -c 'import sys; print(sys.version.split()[0])'); it runs on a runtime-only layer built with that Python"
     exit 0
 fi
