@@ -293,7 +293,11 @@ ensure_venv() {
 build_native() {
     local os_name
     os_name="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)"
-    log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
+    if [[ $DEPS_ONLY == 1 ]]; then
+        log "--deps-only: installing the function's requirements on this machine, for the Python a native build freezes with"
+    else
+        log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
+    fi
     ensure_venv
     PYRUN="$VENV_PY"
     "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \

@@ -925,15 +925,20 @@ def test_docker_path_of_build_sh(tmp_path):
     assert "--target artifact" in build
     assert "--build-arg PREFIX=/var/task" in build
     assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.13" in build
+    assert "--build-arg FREEZE_FLAGS= " in build  # wheels only
     assert build.endswith(str(REPO))
     r = run_with(env, "--runtime-only", "--no-verify", "--python-image", "public.ecr.aws/lambda/python:3.12",
-                 "--dist", str(dist), "--work", str(work))  # fmt: skip
+                 "--allow-sdist", "--dist", str(dist), "--work", str(work))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     build = [c for c in (tmp_path / "docker.log").read_text().splitlines() if c.startswith("buildx build")][
         -1
     ]
     assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.12" in build
     assert "--build-arg PREFIX=/opt" in build
+    assert "--build-arg FREEZE_FLAGS=--allow-sdist " in build
+    # --deps-only installs natively, for the Python a native layer build freezes with.
+    r = run_with(env, "--deps-only", "--docker", "--dist", str(dist), "--work", str(work))
+    assert r.returncode == 2 and "--deps-only runs natively" in r.stderr
     # BOOTSTRAP_PY is for native builds only.
     env["BOOTSTRAP_PY"] = str(REPO / "bootstrap.py")
     r = run_with(env, "--no-verify", "--dist", str(dist), "--work", str(work))
