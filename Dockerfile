@@ -31,12 +31,13 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN microdnf install -y binutils findutils unzip && microdnf clean all \
     && command -v objdump objcopy strip ldd unzip
 WORKDIR /src
-COPY requirements.txt /src/requirements.txt
+COPY requirements.lock /src/requirements.lock
 RUN python3 -m venv /opt/freeze \
-    && /opt/freeze/bin/python -m pip install --no-cache-dir --disable-pip-version-check -r /src/requirements.txt
+    && /opt/freeze/bin/python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /src/requirements.lock
 COPY bootstrap.py /src/bootstrap.py
-COPY scripts/freeze.sh scripts/check_function.py scripts/function_files.py scripts/dedup_bundle.py scripts/pip_failure.py scripts/strip_bundle.py scripts/notices.py scripts/build_summary.py scripts/bundle_libc.py scripts/glibc_report.py scripts/repro_zip.py /src/scripts/
-COPY packaging/bootstrap.spec /src/packaging/bootstrap.spec
+COPY lambda_bootstrap/ /src/lambda_bootstrap/
+COPY scripts/freeze.sh scripts/check_function.py scripts/function_files.py scripts/pip_failure.py scripts/bundle_libc.py scripts/inventory.py scripts/strip_bundle.py scripts/host_paths.py scripts/dedup_bundle.py scripts/notices.py scripts/repro_zip.py scripts/glibc_report.py scripts/build_summary.py /src/scripts/
+COPY packaging/ /src/packaging/
 COPY --from=function / /src/function/
 ARG PREFIX=/var/task
 ARG SOURCE_DATE_EPOCH=315532800

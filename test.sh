@@ -12,8 +12,12 @@ Usage: ./test.sh [--quick] [--main-only] [-- PYTEST_ARGS...]
   --main-only   run only on the main Python (3.11), all tests
   -h, --help    this text
 
+Installs the system packages the tests need when they are missing and it can (as root, with
+apt-get or dnf; scripts/host_packages.sh says which), else stops naming them.
+
 Environment: PYTHON (main interpreter, default python3.11), CI=true (a missing
-interpreter for 3.12 or 3.13 is then an error instead of a warning).
+interpreter for 3.12 or 3.13 is then an error instead of a warning), HOST_PACKAGES=no
+(install nothing).
 EOF
 }
 
@@ -31,6 +35,11 @@ done
 
 cd "$(dirname "$0")"
 ci=${CI:-false}
+
+# What the tests need from the system, installed when missing (as root, with apt-get or dnf): bubblewrap
+# for the Lambda-like root; binutils for PyInstaller; dpkg-deb for the root's glibc-2.31 variant; the CA
+# file and zone database the root lends; make and unzip for `sam build`; shellcheck for the lint test.
+scripts/host_packages.sh --for ./test.sh bwrap objdump objcopy strip dpkg-deb ca-certificates tzdata make unzip shellcheck
 
 # find_python VERSION: prints an interpreter for that minor version, or nothing.
 find_python() {

@@ -5,7 +5,8 @@ bundled, and the plain PyInstaller onedir beside it; awslambdaric; the stdlib lo
 bench/stdlib_loop.py) with two handlers (trivial; boto3 + an S3 client at module
 level) through two Runtime APIs:
 
-  (a) bench/fakeapi.py, a fast fake Runtime API in its own process that hands out events
+  (a) the Runtime API emulator (scripts/runtime_emulator.py, in its own process: bench/api_process.py),
+      "fake API" below, handing out events
       back to back: cold start split at the first /next, the runtime's own cost per event
       (events/s, p50/p99) with a small and a 1 MiB event, resident memory;
   (b) the AWS Runtime Interface Emulator (what a caller sees): cold first invoke, warm p50/p99.
@@ -57,9 +58,10 @@ INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(ROOT / "scripts"))
-import fakeapi  # noqa: E402  (bench/ is not a package)
+import api_process  # noqa: E402  (bench/ is not a package)
 import glibc_report  # noqa: E402  (scripts/glibc_report.py: reads the loader and RPATH of a frozen bootstrap)
 import rie  # noqa: E402  (scripts/rie.py: the emulator, as the end-to-end tests run it)
+from api_process import ApiProcess  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # small helpers
@@ -175,59 +177,6 @@ def tail(path: Path, n: int = 2000) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# the fake Runtime API process and its control channel
-
-
-class FakeApi:
-    def __init__(self) -> None:
-        r, w = os.pipe()
-        with pinned():
-            self.proc = subprocess.Popen(
-                [sys.executable, str(BENCH / "fakeapi.py"), "--port", "0", "--ready-fd", str(w)],
-                pass_fds=(w,),
-                start_new_session=True,
-            )
-        os.close(w)
-        with os.fdopen(r) as f:
-            line = f.readline().strip()
-        if not line:
-            raise RuntimeError("the fake Runtime API did not start")
-        self.port = int(line)
-        self.address = f"127.0.0.1:{self.port}"
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
-
-    def call(self, method: str, path: str, payload: Any = None, timeout: float = 60) -> Dict[str, Any]:
-        body = json.dumps(payload).encode() if payload is not None else None
-        self.conn.timeout = timeout + 10
-        if self.conn.sock is not None:
-            self.conn.sock.settimeout(timeout + 10)
-        self.conn.request(method, path, body)
-        resp = self.conn.getresponse()
-        data = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"fake API control {path}: {resp.status} {data[:200]!r}")
-        return json.loads(data)
-
-    def session(self, events: List[list]) -> None:
-        self.call("POST", "/_bench/session", {"events": events})
-
-    def enqueue(self, events: List[list]) -> None:
-        self.call("POST", "/_bench/enqueue", {"events": events})
-
-    def idle(self, timeout: float) -> Dict[str, Any]:
-        return self.call("GET", f"/_bench/idle?timeout={timeout}", timeout=timeout)
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.call("POST", "/_bench/quit", timeout=5)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-# ----------------------------------------------------------------------------------------------
 # what is benchmarked
 
 
@@ -259,6 +208,7 @@ FROZEN_FORMS = {
 # What the frozen forms are made of: when one of these (or the Python) changes, they are frozen again.
 FREEZE_INPUTS = [
     "bootstrap.py",
+    *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "lambda_bootstrap").glob("*.py")),
     "packaging/bootstrap.spec",
     "requirements.txt",
     "scripts/freeze.sh",
@@ -493,7 +443,7 @@ def _phase(records: List[dict], kind: str) -> Dict[str, Any]:
 
 
 def run_fake(
-    api: FakeApi, rt: Runtime, hname: str, root: Path, tmp: Path, counts: Dict[str, int], full: bool
+    api: ApiProcess, rt: Runtime, hname: str, root: Path, tmp: Path, counts: Dict[str, int], full: bool
 ) -> Dict[str, Any]:
     handler = HANDLERS[hname]
     env = runtime_env(api.address, handler, root, tmp)
@@ -584,7 +534,7 @@ def run_rie(
         r.start()
     res: Dict[str, Any] = {"runtime": rt.name, "handler": hname, "api": "rie", "full": full}
     conn = http.client.HTTPConnection("127.0.0.1", r.rie_port, timeout=120)
-    small_body, big_body = fakeapi.SMALL_EVENT, fakeapi.make_big_event()
+    small_body, big_body = api_process.SMALL_EVENT, api_process.make_big_event()
 
     def invoke(body: bytes) -> float:
         t0 = time.perf_counter_ns()
@@ -624,7 +574,9 @@ def run_rie(
 # init breakdown for ours
 
 
-def init_breakdown(api: FakeApi, rts: Dict[str, Runtime], roots: Dict[str, Path], tmp: Path, n: int) -> Dict:
+def init_breakdown(
+    api: ApiProcess, rts: Dict[str, Runtime], roots: Dict[str, Path], tmp: Path, n: int
+) -> Dict:
     """Split ours-script's spawn -> first /next (bench/_timed_bootstrap.py); bootloader = frozen - script."""
     py = sys.executable
     out: Dict[str, Any] = {}
@@ -901,7 +853,6 @@ def machine_info() -> Dict[str, str]:
         "awslambdaric": _version("awslambdaric"),
         "urllib3": _version("urllib3"),
         "boto3": BOTO3_PIN.split("==")[1],
-        "uvloop (fake API)": _version("uvloop"),
     }
 
 
@@ -952,8 +903,8 @@ def write_markdown(path: Path, data: Dict[str, Any]) -> None:
         f"- Python {m['python']}; awslambdaric {m['awslambdaric']}, urllib3 {m['urllib3']}, "
         f"boto3 {m['boto3']}.",
         f"- Command: `{data['command']}`",
-        f"- Fake Runtime API ceiling (raw-socket client, no runtime work): "
-        f"{_f(data.get('fake_api_ceiling_eps'), '{:,.0f}')} events/s; the fake API spends "
+        f"- Fake API (the Runtime API emulator) ceiling (raw-socket client, no runtime work): "
+        f"{_f(data.get('fake_api_ceiling_eps'), '{:,.0f}')} events/s; it spends "
         f"{_f(data.get('fake_api_cpu_us_per_event'), '{:.0f}')} us of CPU per event (two requests), a cost "
         "every runtime's events/s includes.",
         "",
@@ -1186,14 +1137,17 @@ PROFILE_GROUPS = [
     ("http.client (request building, status line, read)", lambda f, fn: f.endswith("http/client.py")),
     ("urllib3", lambda f, fn: "urllib3" in f),
     ("json encode/decode", lambda f, fn: "/json/" in f or "_json" in fn),
-    ("bootstrap.py itself", lambda f, fn: f.endswith("bootstrap.py")),
+    (
+        "the runtime itself (bootstrap.py, lambda_bootstrap/)",
+        lambda f, fn: f.endswith("bootstrap.py") or "/lambda_bootstrap/" in f,
+    ),
     ("logging", lambda f, fn: "/logging/" in f),
     ("socket.py / io (makefile, readline)", lambda f, fn: f.endswith("socket.py") or "readline" in fn),
     ("os.environ (trace id)", lambda f, fn: f.endswith("/os.py")),
 ]
 
 
-def profile_ours(api: FakeApi, roots: Dict[str, Path], tmp: Path, n: int, out: Path) -> None:
+def profile_ours(api: ApiProcess, roots: Dict[str, Path], tmp: Path, n: int, out: Path) -> None:
     """cProfile ``python bootstrap.py`` over ``n`` small events through the fake API."""
     import pstats
 
@@ -1339,7 +1293,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=CACHE))
     notes: List[str] = []
-    api = FakeApi()
+    with pinned():  # the API process inherits the sandbox CPU
+        api = ApiProcess()
     try:
         roots = ensure_task_roots(args)
         if args.profile:
@@ -1359,7 +1314,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if rie_path is None and not notes:
                 notes.append("RIE part skipped: no aws-lambda-rie (run scripts/fetch_rie.sh)")
         with pinned():  # the server inherits the sandbox CPU; the raw-socket client runs elsewhere
-            ceiling = fakeapi.ceiling(1.0 if quick else 2.0)
+            ceiling = api_process.ceiling(1.0 if quick else 2.0)
         log(f"fake Runtime API ceiling: {ceiling['events_per_s']:,.0f} events/s")
         # warm-up: one unrecorded cold start per runtime and handler (page cache, .pyc files)
         combos = [(r, h) for r in avail for h in args.handlers]
@@ -1460,8 +1415,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "environment: dummy AWS credentials and region so botocore makes no network call; loopback only.",
             "Under the RIE each runtime is started by the RIE on the first invoke; 'RIE cold invoke' is the "
             "caller's first invoke including that start, 'RIE init' is the RIE's own INIT REPORT.",
-            f"Events: small = {len(fakeapi.SMALL_EVENT)} bytes; "
-            f"1 MiB = {len(fakeapi.make_big_event()):,} bytes "
+            f"Events: small = {len(api_process.SMALL_EVENT)} bytes; "
+            f"1 MiB = {len(api_process.make_big_event()):,} bytes "
             'of JSON records. Trivial handler returns {"ok": true}.',
             f"Per repetition and runtime/handler: 1 full run ({counts['small']} small events after "
             f"{counts['small_warm']} warm-up, {counts['big']} 1 MiB events after {counts['big_warm']}), "

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT / "tests"), str(REPO_ROOT / "scripts")]  # tests/frozen.py imports lambda_root
 
-from faulty_runtime_api import FaultyRuntimeAPI  # noqa: E402
+from runtime_emulator import RuntimeEmulator  # noqa: E402
 
 HANDLERS = REPO_ROOT / "tests" / "hostile_handlers"
 
@@ -100,7 +100,9 @@ def main(argv=None) -> int:
             "soak: --reference %d is not a checkpoint (%s)" % (args.reference, checkpoints), file=sys.stderr
         )
         return 2
-    api = FaultyRuntimeAPI(keep_bodies=False).start()
+    api = RuntimeEmulator()
+    api.keep_bodies = False
+    api.start()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     argv_rt = [args.binary] if args.binary else [args.python, str(REPO_ROOT / "bootstrap.py")]

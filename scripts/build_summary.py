@@ -28,6 +28,9 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import List, NamedTuple, Optional, Set
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import inventory as inv
+
 MIB = 2**20
 UNZIPPED_LIMIT = 250 * MIB
 ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * MIB
@@ -87,7 +90,23 @@ def c_library_line(report: Path) -> str:
     return "unknown (no glibc report)"
 
 
-def summary(zip_path: Path, bundle: Path, deps: Path, report: Path, prefix: str) -> tuple[List[str], bool]:
+def files_line(inventory: inv.Inventory) -> str:
+    elf = inventory.elf()
+    unknown = [e for e in elf if not e.get("origin")]
+    line = "%d (%d compiled)" % (len(inventory.regular()), len(elf))
+    if unknown:
+        line += "; %d compiled of no known origin, see THIRD-PARTY-NOTICES.txt" % len(unknown)
+    return line
+
+
+def summary(
+    zip_path: Path,
+    bundle: Path,
+    deps: Path,
+    report: Path,
+    prefix: str,
+    inventory: Optional[inv.Inventory] = None,
+) -> tuple[List[str], bool]:
     """The summary's lines, and whether the zip is within the unzipped limit."""
     zipped, unzipped = zip_sizes(zip_path)
     lines = [
@@ -105,6 +124,8 @@ def summary(zip_path: Path, bundle: Path, deps: Path, report: Path, prefix: str)
         lines += ["    %-*s %10s" % (width, "%s %s" % (p.name, p.version), mib(p.size)) for p in shipped]
     else:
         lines.append("  the function's packages: none")
+    if inventory is not None:
+        lines.append("  files:     %s" % files_line(inventory))
     fits = unzipped <= UNZIPPED_LIMIT
     if not fits:
         lines += [
@@ -134,10 +155,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--bundle", required=True, type=Path, help="the unpacked bundle: bootstrap + _internal/"
     )
     parser.add_argument("--deps", required=True, type=Path, help="where pip installed the requirements")
+    parser.add_argument("--inventory", type=Path, help="the bundle's inventory.json (scripts/inventory.py)")
     parser.add_argument("--glibc-report", required=True, type=Path)
     parser.add_argument("--prefix", required=True, help="where Lambda unpacks the zip")
     args = parser.parse_args(argv)
-    lines, fits = summary(args.zip, args.bundle, args.deps, args.glibc_report, args.prefix)
+    inventory = inv.Inventory.load(args.inventory) if args.inventory else None
+    lines, fits = summary(args.zip, args.bundle, args.deps, args.glibc_report, args.prefix, inventory)
     print("\n".join(lines))
     return 0 if fits else 1
 

@@ -13,17 +13,18 @@ usage() {
     cat <<EOF
 Usage: scripts/freeze.sh --python PY --function DIR --out DIR [options]
 
-Freezes bootstrap.py with PyInstaller (onedir) together with the function's modules and the packages
-of DIR/requirements.txt (installed with PY's pip into a venv of the build's own, from wheels only unless
---allow-sdist), and the whole standard library, then bundles the
-build machine's C library (scripts/bundle_libc.py), so that the bundle needs none from the system
-where it runs. Writes:
+Freezes bootstrap.py (and lambda_bootstrap/ beside it) with PyInstaller (onedir) together with what
+the function's modules import and the packages of DIR/requirements.txt (installed with PY's pip into a
+venv of the build's own, from wheels only unless --allow-sdist), and the whole standard library, then
+bundles the build machine's C library (scripts/bundle_libc.py), so that the bundle needs none from the
+system where it runs. Writes:
 
   OUT/bundle/          what Lambda unpacks: bootstrap + _internal/ + THIRD-PARTY-NOTICES.txt, and the
                        function's own files as they were in DIR (scripts/function_files.py)
   OUT/bootstrap.zip    the same, zipped reproducibly (sorted, fixed timestamps, 0755 bootstrap)
   OUT/glibc-report.txt the C library the bundle brings, and that nothing needs a newer one
   OUT/build-summary.txt what it shipped, against Lambda's size limits (build.sh prints it)
+  OUT/inventory.json   every file of the bundle: checksum, ELF facts, origin (scripts/inventory.py)
 
 With --deps-only it freezes nothing: it installs the requirements the same way, for PY, and writes
 OUT/function.zip, the function's files with its requirements beside them and every module's bytecode
@@ -39,7 +40,8 @@ Options:
   --out DIR          output folder (required; its bundle/, .work/ and zip are replaced)
   --prefix DIR       where the bundle is unpacked at run time, baked into bootstrap: /var/task
                      (default: a function) or /opt (a layer)
-  --entry FILE       the runtime script to freeze (default: $REPO_ROOT/bootstrap.py)
+  --entry FILE       the runtime script to freeze, with lambda_bootstrap/ beside it
+                     (default: $REPO_ROOT/bootstrap.py)
   --allow-sdist      let pip build a requirement that has no wheel for this Python and platform from
                      its source distribution. That runs the package's build code here and compiles
                      with this machine's compiler and libraries: the binary may lean on libraries or
@@ -49,7 +51,8 @@ Options:
   -h, --help         show this help
 
 Environment: SOURCE_DATE_EPOCH (default 315532800 = 1980-01-01) fixes zip timestamps;
-PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs.
+PYTHONHASHSEED is forced to 0 so that PyInstaller's output is byte-identical between runs;
+GCONV_MODULES adds iconv character sets to glibc's basic ones (SJIS,EUC-JP,... or all; see bundle_libc.py).
 EOF
 }
 
@@ -87,6 +90,9 @@ done
 [[ "$PREFIX" == /* ]] || die "--prefix must be an absolute path (/var/task or /opt), not '$PREFIX'"
 [[ -d "$FUNCTION" ]] || die "function folder '$FUNCTION' does not exist"
 [[ -f "$ENTRY" ]] || die "runtime script '$ENTRY' does not exist"
+PACKAGE="$(dirname "$ENTRY")/lambda_bootstrap"
+[[ -f "$PACKAGE/__init__.py" ]] ||
+    die "the runtime's package '$PACKAGE' is missing: bootstrap.py needs the lambda_bootstrap/ folder beside it"
 command -v "$PY" >/dev/null 2>&1 || die "python '$PY' not found"
 "$PY" -c 'import PyInstaller' 2>/dev/null ||
     die "'$PY' cannot import PyInstaller: install requirements.txt for it ('$PY -m pip install -r requirements.txt'), or use ./build.sh, which makes its own venv"
@@ -102,7 +108,8 @@ ENTRY="$(cd "$(dirname "$ENTRY")" && pwd)/$(basename "$ENTRY")"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$OUT/.work"
-rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/function" "$OUT/function.zip" "$OUT/glibc-report.txt" "$OUT/build-summary.txt"
+rm -rf "$WORK" "$OUT/bundle" "$OUT/bootstrap.zip" "$OUT/function" "$OUT/function.zip" "$OUT/glibc-report.txt" \
+    "$OUT/build-summary.txt" "$OUT/inventory.json"
 mkdir -p "$WORK/src"
 
 export PYTHONHASHSEED=0
@@ -113,9 +120,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { echo "freeze.sh: $*" >&2; }
 START=$SECONDS
 
-# A copy of the runtime script, so that the repo root (tests/, scripts/, example/...) is not on
-# PyInstaller's search path.
+# A copy of the runtime script and its package, so that the repo root (tests/, scripts/, example/...) is not
+# on PyInstaller's search path.
 cp "$ENTRY" "$WORK/src/bootstrap.py"
+mkdir "$WORK/src/lambda_bootstrap"
+cp "$PACKAGE"/*.py "$WORK/src/lambda_bootstrap/"
 
 "$PY" "$REPO_ROOT/scripts/check_function.py" --function "$FUNCTION" ||
     die "the function folder holds binaries for another platform or Python (above); no zip written"
@@ -180,19 +189,27 @@ chmod 0755 "$OUT/bundle/bootstrap"
 "$PY" "$REPO_ROOT/scripts/function_files.py" --function "$FUNCTION" --into "$OUT/bundle" --prefix "$PREFIX" ||
     die "the function's files cannot go to $PREFIX as they are (above); no zip written"
 log "froze in $((SECONDS - START)) s"
-"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --deps "$DEPS" ||
-    die "could not strip the bundle's libraries (see above)"
 "$PY" "$REPO_ROOT/scripts/bundle_libc.py" --bundle "$OUT/bundle" --prefix "$PREFIX" >&2 ||
     die "could not bundle the C library (see above)"
-"$PY" "$REPO_ROOT/scripts/dedup_bundle.py" --bundle "$OUT/bundle" || die "could not link the bundle's duplicate files (see above)"
-
-"$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$DEPS" ||
+# One look at every file (origin by content, ELF facts): the function's at the top, the requirements from
+# the venv's site-packages. The stages below read it, and record there what they change.
+INVENTORY="$OUT/inventory.json"
+"$PY" "$REPO_ROOT/scripts/inventory.py" --bundle "$OUT/bundle" --deps "$DEPS" --function "$FUNCTION" \
+    --out "$INVENTORY" || die "could not take the bundle's inventory (see above)"
+"$PY" "$REPO_ROOT/scripts/strip_bundle.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" ||
+    die "could not strip the bundle's libraries (see above)"
+"$PY" "$REPO_ROOT/scripts/host_paths.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" --prefix "$PREFIX" ||
+    die "could not take the build machine's paths out of the bundle (see above)"
+# After strip and host_paths, which can make two files differ or agree.
+"$PY" "$REPO_ROOT/scripts/dedup_bundle.py" --bundle "$OUT/bundle" ||
+    die "could not link the bundle's duplicate files (see above)"
+"$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$DEPS" --inventory "$INVENTORY" ||
     die "could not write the licence notices (see above)"
 
 "$PY" "$REPO_ROOT/scripts/repro_zip.py" "$OUT/bootstrap.zip" "$OUT/bundle"
 
 set +e
-"$PY" "$REPO_ROOT/scripts/glibc_report.py" --target al2023 "$OUT/bundle" >"$OUT/glibc-report.txt"
+"$PY" "$REPO_ROOT/scripts/glibc_report.py" --target al2023 --inventory "$INVENTORY" >"$OUT/glibc-report.txt"
 rc=$?
 set -e
 cat "$OUT/glibc-report.txt"
@@ -204,7 +221,8 @@ fi
 
 # What the zip holds, against Lambda's size limits: over 250 MiB unzipped Lambda refuses it.
 if ! "$PY" "$REPO_ROOT/scripts/build_summary.py" --zip "$OUT/bootstrap.zip" --bundle "$OUT/bundle" \
-    --deps "$DEPS" --glibc-report "$OUT/glibc-report.txt" --prefix "$PREFIX" >"$OUT/build-summary.txt"; then
+    --deps "$DEPS" --inventory "$INVENTORY" --glibc-report "$OUT/glibc-report.txt" --prefix "$PREFIX" \
+    >"$OUT/build-summary.txt"; then
     cat "$OUT/build-summary.txt" >&2
     rm -f "$OUT/bootstrap.zip"
     die "the bundle is over Lambda's unzipped size limit (above); no zip written"

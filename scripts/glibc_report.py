@@ -10,10 +10,14 @@ Accepted inputs (any number):
 * an ELF file;
 * a ``.zip`` (e.g. ``dist/bootstrap.zip``): every ELF member.
 
-A bundle that brings its own C library (scripts/bundle_libc.py: ``libc.so.6`` and the loader in the
-bundle, the executable's ELF interpreter and DT_RPATH pointing at them) needs none from the system:
-every file must then need no newer GLIBC than the bundled one. Any other bundle leans on the system's
-glibc, and must need no newer GLIBC than the target has.
+* ``--inventory OUT/inventory.json``: the build's inventory (scripts/inventory.py), read as it is.
+
+Each ELF file is judged by the loader it will run with. A bundle that brings its own C library
+(scripts/bundle_libc.py: ``libc.so.6`` and the loader in the bundle, the bootloader's ELF interpreter
+and DT_RPATH pointing at them) runs the bootloader and every library it loads on that C library: they
+may need up to the bundled GLIBC. A separate executable in the bundle (a wheel's helper program) that
+starts with the system's loader runs on the target's C library when the function starts it: it may
+need up to the target's GLIBC (2.34). A bundle without its own C library runs wholly on the target's.
 
 Exit status: 0, or 1 when ``--max``/``--target`` is given and a file needs a newer GLIBC than
 allowed, or 2 on bad input.
@@ -26,12 +30,31 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import stat
-import struct
 import sys
 import zipfile
+from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The ELF reader lives in the inventory; its names stay importable from here.
+from inventory import (
+    ELF_MAGIC,
+    ElfError,
+    ElfInfo,
+    FileEntry,
+    Inventory,
+    describe,
+    elf_info,
+    glibc_release,
+    max_glibc,
+    parse_elf,
+    version_text,
+    version_tuple,
+    walk,
+)
+
+__all__ = ["ELF_MAGIC", "ElfError", "ElfInfo", "glibc_release", "max_glibc", "parse_elf", "version_text"]
 
 # Lambda OS-only runtimes open to new code, and the glibc of their Amazon Linux release. provided.al2 is
 # closed to function creates and code updates (2026), so it is not a target any more.
@@ -39,6 +62,7 @@ RUNTIMES: Dict[str, Tuple[str, Tuple[int, ...]]] = {
     "al2023": ("provided.al2023", (2, 34)),
 }
 
+LOADERS = {"ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
 # glibc's own sonames.
 GLIBC_SONAMES = {
     "libc.so.6",
@@ -54,146 +78,6 @@ GLIBC_SONAMES = {
     "ld-linux-aarch64.so.1",
 }
 
-ELF_MAGIC = b"\x7fELF"
-
-PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
-DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 15, 29
-DT_VERNEED, DT_VERNEEDNUM = 0x6FFFFFFE, 0x6FFFFFFF
-
-_VERSION_RE = re.compile(r"^GLIBC_(\d+(?:\.\d+)+)$")
-
-
-class ElfError(ValueError):
-    """Not an ELF file we can read."""
-
-
-class ElfInfo(NamedTuple):
-    interp: Optional[str]  # PT_INTERP (None for shared libraries)
-    dynamic: bool  # has a PT_DYNAMIC segment
-    needed: List[str]  # DT_NEEDED
-    rpath: List[str]  # DT_RPATH entries (searched before LD_LIBRARY_PATH)
-    runpath: List[str]  # DT_RUNPATH entries (searched after it)
-    versions: Dict[str, Set[str]]  # library file name -> version names needed from it (.gnu.version_r)
-
-
-def _cstr(data: bytes, off: int) -> str:
-    end = data.find(b"\0", off)
-    if end < 0:
-        end = len(data)
-    return data[off:end].decode("utf-8", "replace")
-
-
-def parse_elf(data: bytes) -> ElfInfo:
-    """Parse the dynamic linking facts of an ELF image held in memory."""
-    if len(data) < 52 or data[:4] != ELF_MAGIC:
-        raise ElfError("not an ELF file")
-    ei_class, ei_data = data[4], data[5]
-    if ei_class not in (1, 2) or ei_data not in (1, 2):
-        raise ElfError("unknown ELF class or byte order")
-    end = "<" if ei_data == 1 else ">"
-    is64 = ei_class == 2
-    if is64:
-        (e_phoff,) = struct.unpack_from(end + "Q", data, 0x20)
-        e_phentsize, e_phnum = struct.unpack_from(end + "HH", data, 0x36)
-        ph_fmt, dyn_fmt = end + "IIQQQQQQ", end + "qQ"
-    else:
-        (e_phoff,) = struct.unpack_from(end + "I", data, 0x1C)
-        e_phentsize, e_phnum = struct.unpack_from(end + "HH", data, 0x2A)
-        ph_fmt, dyn_fmt = end + "IIIIIIII", end + "iI"
-    loads: List[Tuple[int, int, int]] = []  # (vaddr, filesz, offset)
-    dyn_off = dyn_size = None
-    interp = None
-    for i in range(e_phnum):
-        off = e_phoff + i * e_phentsize
-        if off + struct.calcsize(ph_fmt) > len(data):
-            raise ElfError("truncated program header table")
-        f = struct.unpack_from(ph_fmt, data, off)
-        if is64:
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = f[:6]
-        else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz = f[:5]
-        if p_type == PT_LOAD:
-            loads.append((p_vaddr, p_filesz, p_offset))
-        elif p_type == PT_DYNAMIC:
-            dyn_off, dyn_size = p_offset, p_filesz
-        elif p_type == PT_INTERP:
-            interp = _cstr(data, p_offset)
-
-    def v2o(vaddr: int) -> int:
-        for base, size, off in loads:
-            if base <= vaddr < base + size:
-                return off + vaddr - base
-        # Some linkers store file offsets already (prelinked images); accept them when in range.
-        if 0 <= vaddr < len(data):
-            return vaddr
-        raise ElfError("address 0x%x is outside every PT_LOAD segment" % vaddr)
-
-    if dyn_off is None:
-        return ElfInfo(interp, False, [], [], [], {})
-    tags: List[Tuple[int, int]] = []
-    step = struct.calcsize(dyn_fmt)
-    for off in range(dyn_off, min(dyn_off + dyn_size, len(data)) - step + 1, step):
-        tag, val = struct.unpack_from(dyn_fmt, data, off)
-        if tag == DT_NULL:
-            break
-        tags.append((tag, val))
-    strtab = next((v for t, v in tags if t == DT_STRTAB), None)
-    if strtab is None:
-        raise ElfError("dynamic section without DT_STRTAB")
-    stroff = v2o(strtab)
-
-    def s(idx: int) -> str:
-        return _cstr(data, stroff + idx)
-
-    needed = [s(v) for t, v in tags if t == DT_NEEDED]
-    rpath = [p for t, v in tags if t == DT_RPATH for p in s(v).split(":") if p]
-    runpath = [p for t, v in tags if t == DT_RUNPATH for p in s(v).split(":") if p]
-    versions: Dict[str, Set[str]] = {}
-    vn = next((v for t, v in tags if t == DT_VERNEED), None)
-    vn_num = next((v for t, v in tags if t == DT_VERNEEDNUM), 0)
-    if vn is not None:
-        off = v2o(vn)
-        for _ in range(vn_num):
-            _ver, cnt, vn_file, vn_aux, vn_next = struct.unpack_from(end + "HHIII", data, off)
-            lib = s(vn_file)
-            aux = off + vn_aux
-            for _ in range(cnt):
-                _hash, _flags, _other, name, vna_next = struct.unpack_from(end + "IHHII", data, aux)
-                versions.setdefault(lib, set()).add(s(name))
-                if not vna_next:
-                    break
-                aux += vna_next
-            if not vn_next:
-                break
-            off += vn_next
-    return ElfInfo(interp, True, needed, rpath, runpath, versions)
-
-
-def version_tuple(text: str) -> Tuple[int, ...]:
-    return tuple(int(p) for p in text.split("."))
-
-
-def version_text(v: Sequence[int]) -> str:
-    return ".".join(str(p) for p in v)
-
-
-def max_glibc(info: ElfInfo) -> Optional[Tuple[int, ...]]:
-    best = None
-    for names in info.versions.values():
-        for n in names:
-            m = _VERSION_RE.match(n)
-            if m:
-                v = version_tuple(m.group(1))
-                if best is None or v > best:
-                    best = v
-    return best
-
-
-def glibc_release(libc: bytes) -> Optional[Tuple[int, ...]]:
-    """The release of a libc.so.6 image, from the banner glibc compiles into it."""
-    match = re.search(rb"release version (\d+\.\d+)", libc)
-    return version_tuple(match.group(1).decode()) if match else None
-
 
 class Finding(NamedTuple):
     path: str
@@ -206,100 +90,135 @@ class Report:
         self.findings: List[Finding] = []
         self.files = 0
         self.bundled: Set[str] = set()  # basenames of every file in the inputs
+        self.bundled_paths: Set[str] = set()  # their paths inside the bundle
         self.bundled_glibc: Optional[Tuple[int, ...]] = None  # release of a libc.so.6 in the inputs
 
-    def add_blob(self, path: str, data: bytes) -> None:
-        self.files += 1
+    def add_entry(self, path: str, entry: FileEntry) -> None:
         self.bundled.add(os.path.basename(path))
-        if data[:4] != ELF_MAGIC:
+        self.bundled_paths.add(entry["path"])
+        if "link" in entry:  # found by the loader under its name; its target is counted itself
             return
-        try:
-            info = parse_elf(data)
-        except (ElfError, struct.error) as exc:
-            print("warning: %s: cannot parse ELF (%s)" % (path, exc), file=sys.stderr)
+        self.files += 1
+        if "elf_error" in entry:
+            print("warning: %s: cannot parse ELF (%s)" % (path, entry["elf_error"]), file=sys.stderr)
+        if "elf" not in entry:
             return
-        if os.path.basename(path) == "libc.so.6":
-            self.bundled_glibc = glibc_release(data)
+        release = entry["elf"].get("glibc_release")
+        if release:
+            self.bundled_glibc = version_tuple(release)
+        info = elf_info(entry)
         self.findings.append(Finding(path, info, max_glibc(info)))
+
+    def add_inventory(self, inventory: Inventory) -> None:
+        for entry in inventory.files:
+            self.add_entry(entry["path"], entry)
 
     def add_path(self, path: str) -> None:
         if os.path.isdir(path):
-            base = os.path.dirname(os.path.abspath(path).rstrip("/"))
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    full = os.path.join(root, name)
-                    st = os.lstat(full)
-                    if stat.S_ISLNK(st.st_mode):
-                        self.bundled.add(name)
-                        continue
-                    if stat.S_ISREG(st.st_mode):
-                        with open(full, "rb") as f:
-                            self.add_blob(os.path.relpath(full, base), f.read())
+            top = os.path.basename(os.path.abspath(path).rstrip("/"))
+            for rel, full in walk(Path(path)):
+                st = full.lstat()
+                if stat.S_ISLNK(st.st_mode):
+                    self.add_entry(top + "/" + rel, {"path": rel, "link": os.readlink(full)})
+                elif stat.S_ISREG(st.st_mode):
+                    self.add_entry(top + "/" + rel, describe(rel, full.read_bytes(), st.st_mode))
         elif zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 for zi in sorted(zf.infolist(), key=lambda z: z.filename):
                     if zi.is_dir():
                         continue
                     mode = zi.external_attr >> 16
+                    name = os.path.basename(path) + ":" + zi.filename
                     if stat.S_ISLNK(mode):
-                        self.bundled.add(os.path.basename(zi.filename))
-                        continue
-                    self.add_blob(os.path.basename(path) + ":" + zi.filename, zf.read(zi))
+                        self.add_entry(name, {"path": zi.filename, "link": zf.read(zi).decode()})
+                    else:
+                        self.add_entry(name, describe(zi.filename, zf.read(zi), mode))
         elif os.path.isfile(path):
             with open(path, "rb") as f:
-                self.add_blob(path, f.read())
+                self.add_entry(path, describe(os.path.basename(path), f.read()))
         else:
             raise FileNotFoundError(path)
 
-    # --- summary -----------------------------------------------------------------------------
+    # --- who runs with which loader ----------------------------------------------------------------
 
     def executables(self) -> List[Finding]:
-        """Programs to be started (libc.so.6 is one too, but is never started here)."""
+        """Programs to be started (libc.so.6 and the loader have an interpreter too, but are not)."""
         return [f for f in self.findings if f.info.interp and os.path.basename(f.path) not in GLIBC_SONAMES]
 
-    def system_loaders(self) -> List[Finding]:
-        """Executables that start with a loader the bundle does not carry, or that search the
-        system's libraries before the bundle's (no DT_RPATH into the loader's folder)."""
-        result = []
-        for f in self.executables():
-            folder, loader = os.path.split(f.info.interp or "")
-            if loader not in self.bundled or f.info.rpath != [folder]:
-                result.append(f)
-        return result
+    def starts_with_bundled_loader(self, finding: Finding) -> bool:
+        """Its ELF interpreter is the bundle's own loader, where the bundle is unpacked
+        (/var/task/_internal/ld-linux-x86-64.so.2 for _internal/ld-linux-x86-64.so.2)."""
+        interp = finding.info.interp or ""
+        if self.bundled_glibc is None or os.path.basename(interp) not in LOADERS:
+            return False
+        return any(interp.endswith("/" + p) for p in self.bundled_paths if os.path.basename(p) in LOADERS)
+
+    def bundled_loader_executables(self) -> List[Finding]:
+        return [f for f in self.executables() if self.starts_with_bundled_loader(f)]
+
+    def system_executables(self) -> List[Finding]:
+        """Separate programs that start with a loader the bundle does not carry: the system's."""
+        return [f for f in self.executables() if not self.starts_with_bundled_loader(f)]
 
     def brings_libc(self) -> bool:
-        """The bundle carries its C library and every executable starts with it."""
-        return self.bundled_glibc is not None and bool(self.executables()) and not self.system_loaders()
+        """The bundle carries its C library and a program of it (the bootloader) starts with it."""
+        return bool(self.bundled_loader_executables())
+
+    def on_bundled_libc(self, finding: Finding) -> bool:
+        """Whether a file runs on the bundled C library: the programs that start with its loader, and
+        every library, which the bootloader's process loads."""
+        if not self.brings_libc():
+            return False
+        if finding in self.executables():
+            return self.starts_with_bundled_loader(finding)
+        return True
+
+    def limit_for(self, finding: Finding) -> Tuple[int, ...]:
+        """The newest GLIBC a file may need: the bundled one, or else the target's."""
+        if self.on_bundled_libc(finding):
+            assert self.bundled_glibc is not None
+            return self.bundled_glibc
+        return RUNTIMES["al2023"][1]
 
     def max_needed(self) -> Optional[Tuple[int, ...]]:
         vs = [f.glibc for f in self.findings if f.glibc]
         return max(vs) if vs else None
 
-    def too_new(self, limit: Tuple[int, ...]) -> List[Finding]:
-        return [f for f in self.findings if f.glibc and f.glibc > limit]
+    def too_new(self) -> List[Finding]:
+        return [f for f in self.findings if f.glibc and f.glibc > self.limit_for(f)]
 
     def external_libs(self) -> List[str]:
+        """Libraries needed by the files on the bundled C library that the bundle does not carry."""
         needed: Set[str] = set()
         for f in self.findings:
-            needed.update(f.info.needed)
+            if not self.brings_libc() or self.on_bundled_libc(f):
+                needed.update(f.info.needed)
         return sorted(n for n in needed if n not in self.bundled)
-
-    def limit(self) -> Tuple[int, ...]:
-        """The newest GLIBC the files may need: the bundled one, or else the target's."""
-        if self.brings_libc():
-            assert self.bundled_glibc is not None
-            return self.bundled_glibc
-        return RUNTIMES["al2023"][1]
 
     def problems(self) -> List[str]:
         """Why the bundle cannot run on provided.al2023 (nothing when it can)."""
         found = []
-        limit = self.limit()
-        for f in sorted(self.too_new(limit), key=lambda f: (f.glibc, f.path), reverse=True):
+        for f in sorted(self.too_new(), key=lambda f: (f.glibc, f.path), reverse=True):
+            assert f.glibc is not None
             found.append(
-                "GLIBC_%-6s %s  TOO NEW (limit %s)" % (version_text(f.glibc), f.path, version_text(limit))
+                "GLIBC_%-6s %s  TOO NEW (limit %s%s)"
+                % (
+                    version_text(f.glibc),
+                    f.path,
+                    version_text(self.limit_for(f)),
+                    ", the system's: it starts with %s" % f.info.interp
+                    if f in self.system_executables()
+                    else "",
+                )
             )
+        for f in self.bundled_loader_executables():
+            folder = os.path.dirname(f.info.interp or "")
+            if f.info.rpath != [folder]:
+                found.append(
+                    "%s starts with the bundled loader but searches %s first: the system's older libc "
+                    "would be loaded beside it (it needs DT_RPATH=%s)"
+                    % (f.path, f.info.rpath or "the system", folder)
+                )
         if self.brings_libc():
             for name in self.external_libs():
                 found.append(
@@ -311,18 +230,28 @@ class Report:
 def render(report: Report, top: int) -> List[str]:
     lines: List[str] = []
     lines.append("glibc report: %d files, %d ELF" % (report.files, len(report.findings)))
+    target_glibc = version_text(RUNTIMES["al2023"][1])
     if report.brings_libc():
         assert report.bundled_glibc is not None
-        loaders = sorted({f.info.interp for f in report.executables()})
+        loaders = sorted({f.info.interp for f in report.bundled_loader_executables()})
         lines.append(
             "C library: bundled glibc %s (loader %s); needs none from the system"
             % (version_text(report.bundled_glibc), ", ".join(str(x) for x in loaders))
         )
+        helpers = report.system_executables()
+        if helpers:
+            lines.append(
+                "separate programs on the system's C library (provided.al2023 has glibc %s), when the "
+                "function starts them:" % target_glibc
+            )
+            for f in helpers:
+                lines.append(
+                    "  %s starts with %s, needs GLIBC_%s"
+                    % (f.path, f.info.interp, version_text(f.glibc) if f.glibc else "-")
+                )
     else:
-        lines.append(
-            "C library: the system's (provided.al2023 has glibc %s)" % version_text(RUNTIMES["al2023"][1])
-        )
-        for f in report.system_loaders():
+        lines.append("C library: the system's (provided.al2023 has glibc %s)" % target_glibc)
+        for f in report.executables():
             lines.append(
                 "  %s starts with %s and searches %s" % (f.path, f.info.interp, f.info.rpath or "the system")
             )
@@ -337,6 +266,7 @@ def render(report: Report, top: int) -> List[str]:
         )
         lines.append("files needing the most (GLIBC version, file):")
         for f in ranked[:top]:
+            assert f.glibc is not None
             lines.append("  GLIBC_%-6s %s" % (version_text(f.glibc), f.path))
     ext = report.external_libs()
     if ext:
@@ -354,15 +284,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(
         description="Which C library a frozen bootstrap runs on, and whether provided.al2023 can run it.",
     )
-    ap.add_argument("paths", nargs="+", help="onedir folder, executable, or bootstrap.zip")
+    ap.add_argument("paths", nargs="*", help="onedir folder, executable, or bootstrap.zip")
+    ap.add_argument("--inventory", type=Path, help="the build's inventory.json (scripts/inventory.py)")
     ap.add_argument(
         "--target", choices=sorted(RUNTIMES), help="fail (exit 1) if the bundle cannot run on provided.TARGET"
     )
     ap.add_argument("--top", type=int, default=5, help="how many files to list (default 5)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print only the verdict lines")
     args = ap.parse_args(argv)
+    if not args.paths and args.inventory is None:
+        ap.error("give a bundle, a zip or an ELF file, or --inventory")
 
     report = Report()
+    if args.inventory is not None:
+        try:
+            report.add_inventory(Inventory.load(args.inventory))
+        except (OSError, ValueError, KeyError) as exc:
+            print("glibc_report: %s: cannot read the inventory (%s)" % (args.inventory, exc), file=sys.stderr)
+            return 2
     for p in args.paths:
         try:
             report.add_path(p)
@@ -370,7 +309,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("glibc_report: %s: no such file or directory" % p, file=sys.stderr)
             return 2
     if not report.findings:
-        print("glibc_report: no ELF files found in %s" % " ".join(args.paths), file=sys.stderr)
+        print(
+            "glibc_report: no ELF files found in %s" % " ".join(args.paths or [str(args.inventory)]),
+            file=sys.stderr,
+        )
         return 2
     lines = render(report, args.top)
     if args.quiet:

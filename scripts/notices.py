@@ -5,16 +5,22 @@ The notices travel in the zip, beside ``bootstrap``. They cover:
 
 * Python (the PSF licence, from the freezing Python's own LICENSE.txt);
 * PyInstaller's bootloader (GPL-2.0-or-later with the bootloader exception, from its COPYING.txt);
+* what CPython compiles into the bundled modules from other projects, whose licences its LICENSE.txt
+  does not carry: expat (pyexpat), libmpdec (_decimal), HACL* (hashlib, 3.12+), mimalloc (3.13+);
+  the texts are in packaging/licences/;
 * every library of the build machine in the bundle (glibc, libxcrypt, libgcc_s, OpenSSL, libffi,
-  zlib, SQLite, ...): the system package that owns it, its version, its source package and version
-  (where the LGPL's "corresponding source" is), and the package's licence text. Debian: dpkg-query
-  and /usr/share/doc/PACKAGE/copyright; Amazon Linux: rpm and the package's licence files;
+  zlib, SQLite, ...): the system package whose own checksums (dpkg's md5sums, rpm's digests) hold the
+  file's bytes, as the inventory found it (never by file name), that package's version, its source
+  package and version (where the LGPL's "corresponding source" is), and its licence text. Debian:
+  dpkg-query and /usr/share/doc/PACKAGE/copyright; Amazon Linux: rpm and the package's licence files;
 * every installed distribution in the bundle (the function's requirements, and urllib3 when it
   comes from the build environment), from its metadata and licence files.
 
-Run it with the Python that froze the bundle, after the C library is bundled and before zipping:
+An ELF file of no known origin gets a warning on stderr and a line in the notices saying so.
 
-    python scripts/notices.py --bundle OUT/bundle --deps OUT/.work/deps
+Run it with the Python that froze the bundle, after the inventory (scripts/inventory.py):
+
+    python scripts/notices.py --bundle OUT/bundle --deps OUT/.work/deps --inventory OUT/inventory.json
 """
 
 from __future__ import annotations
@@ -29,11 +35,16 @@ from email.message import Message
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional
 
-import strip_bundle
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inventory as inv
 
 NOTICES = "THIRD-PARTY-NOTICES.txt"
+CONTENTS = "_internal/"
 RULE = "=" * 78
 LICENCE_FILE_STEMS = ("LICENSE", "LICENCE", "COPYING", "NOTICE", "AUTHORS")
+
+
+LICENCES = Path(__file__).resolve().parent.parent / "packaging" / "licences"
 
 
 class SystemPackage(NamedTuple):
@@ -43,18 +54,16 @@ class SystemPackage(NamedTuple):
     licence: str  # the licence text, or a line saying where it is not
 
 
-def owner_debian(path: Path) -> Optional[SystemPackage]:
-    """The Debian package that installed a file of this name (dpkg's paths predate the merged /usr)."""
-    found = subprocess.run(["dpkg-query", "-S", "*/" + path.name], capture_output=True, text=True)
-    if found.returncode != 0:
-        return None
-    package = found.stdout.split(":", 1)[0].strip()
-    fields = subprocess.run(
+def package_debian(package: str) -> Optional[SystemPackage]:
+    """A Debian package's version, source and copyright file."""
+    found = subprocess.run(
         ["dpkg-query", "-W", "-f=${Package}\t${Version}\t${source:Package}\t${source:Version}", package],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.split("\t")
+    )
+    if found.returncode != 0:
+        return None
+    fields = found.stdout.split("\t")
     copyright_file = Path("/usr/share/doc") / fields[0] / "copyright"
     text = copyright_file.read_text(errors="replace") if copyright_file.is_file() else ""
     return SystemPackage(
@@ -66,10 +75,10 @@ def owner_debian(path: Path) -> Optional[SystemPackage]:
     )
 
 
-def owner_rpm(path: Path) -> Optional[SystemPackage]:
-    """The RPM package (Amazon Linux) that owns a file."""
+def package_rpm(package: str) -> Optional[SystemPackage]:
+    """An RPM package's (Amazon Linux) version, source RPM and licence files."""
     found = subprocess.run(
-        ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\t%{SOURCERPM}\t%{LICENSE}", "-f", str(path)],
+        ["rpm", "-q", "--qf", "%{NAME}\t%{VERSION}-%{RELEASE}\t%{SOURCERPM}\t%{LICENSE}", package],
         capture_output=True,
         text=True,
     )
@@ -86,31 +95,32 @@ def owner_rpm(path: Path) -> Optional[SystemPackage]:
     )
 
 
-def system_owner(path: Path) -> Optional[SystemPackage]:
+def system_package(name: str) -> SystemPackage:
+    found = None
     if shutil.which("dpkg-query"):
-        return owner_debian(path)
-    if shutil.which("rpm"):
-        return owner_rpm(path)
-    return None
+        found = package_debian(name)
+    elif shutil.which("rpm"):
+        found = package_rpm(name)
+    return found or SystemPackage(name, "", "(the package manager does not know it)", "(no licence found)")
 
 
-def system_libraries(contents: Path) -> Dict[Optional[SystemPackage], List[str]]:
-    """Package -> the bundle's files that are libraries of that package of the build machine. Files of
-    the Python installation's own lib folder and unknown owners are under None."""
-    origins = strip_bundle.known_origins([], (Path(p) for p in strip_bundle.SYSTEM_LIBRARY_DIRS))
-    python_lib = Path(sysconfig.get_config_var("LIBDIR") or "/nonexistent")
-    owners: Dict[Optional[SystemPackage], List[str]] = {}
-    for path in sorted(contents.iterdir()):
-        if path.is_symlink() or not path.is_file() or not strip_bundle.is_elf(path):
-            continue
-        if path.name.startswith("libpython"):
-            continue
-        candidates = origins.get(path.name) or []
-        if candidates:
-            owners.setdefault(system_owner(candidates[0]), []).append(path.name)
-        elif (python_lib / path.name).is_file():
-            owners.setdefault(None, []).append(path.name)
-    return owners
+def in_contents(path: str) -> str:
+    """A bundle path as the notices name it: relative to _internal/, where the libraries are."""
+    return path[len(CONTENTS) :] if path.startswith(CONTENTS) else path
+
+
+def files_by_origin(inventory: inv.Inventory, kind: str) -> Dict[str, List[str]]:
+    """Package -> the bundle's files whose bytes that package of the given kind installed."""
+    found: Dict[str, List[str]] = {}
+    for entry in inventory.regular():
+        origin = entry.get("origin") or {}
+        if origin.get("kind") == kind:
+            found.setdefault(origin["package"], []).append(in_contents(entry["path"]))
+    return found
+
+
+def unknown_elf(inventory: inv.Inventory) -> List[str]:
+    return [in_contents(e["path"]) for e in inventory.elf() if not e.get("origin")]
 
 
 def distribution_licence(metadata: Message, files: List[Path]) -> List[str]:
@@ -150,6 +160,43 @@ def python_section() -> List[str]:
     )
 
 
+# What CPython compiles into its own modules from other projects: (licence file, what, the bundled
+# modules that hold it, the build option that uses the system's copy instead, the first Python with it).
+INCORPORATED = [
+    ("expat.txt", "expat (XML parser)", ("pyexpat",), "--with-system-expat", (3, 0)),
+    ("libmpdec.txt", "libmpdec (decimal arithmetic)", ("_decimal",), "--with-system-libmpdec", (3, 3)),
+    (
+        "hacl-star.txt",
+        "HACL* (hash functions)",
+        ("_md5", "_sha1", "_sha2", "_sha3"),
+        "",
+        (3, 12),
+    ),
+    ("mimalloc.txt", "mimalloc (memory allocator)", ("libpython",), "", (3, 13)),
+]
+
+
+def incorporated_sections(inventory: inv.Inventory) -> List[str]:
+    """The licences of the code CPython compiled into the bundled modules and libpython."""
+    modules = {Path(e["path"]).name.split(".")[0] for e in inventory.elf()}
+    modules |= {"libpython" for m in list(modules) if m.startswith("libpython")}
+    config_args = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    lines: List[str] = []
+    for filename, what, holders, system_option, since in INCORPORATED:
+        held = sorted(modules & set(holders))
+        if not held or sys.version_info[:2] < since or (system_option and system_option in config_args):
+            continue
+        lines += section(
+            "%s, compiled into Python's %s" % (what, ", ".join(held)),
+            [
+                "source: the CPython %s release" % sys.version.split()[0],
+                "",
+                (LICENCES / filename).read_text().rstrip(),
+            ],
+        )
+    return lines
+
+
 def pyinstaller_section() -> List[str]:
     dist = importlib.metadata.distribution("pyinstaller")
     copying = next((Path(dist.locate_file(f)) for f in dist.files or [] if f.name == "COPYING.txt"), None)
@@ -180,28 +227,33 @@ def distribution_section(dist_info: Path) -> List[str]:
     )
 
 
-def notices(bundle: Path, deps: Path) -> str:
+def notices(bundle: Path, deps: Path, inventory: inv.Inventory) -> str:
     contents = bundle / "_internal"
     lines = [
         "Third-party software in this bundle, with its licences and where its source is.",
         "This file is written by the build (scripts/notices.py) from what it bundled.",
     ]
     lines += python_section()
+    lines += incorporated_sections(inventory)
     lines += pyinstaller_section()
-    owners = system_libraries(contents)
-    for package, files in sorted(owners.items(), key=lambda kv: kv[0].name if kv[0] else "~"):
-        if package is None:
-            lines += section(
-                "Libraries of the Python installation (%s)" % sysconfig.get_config_var("LIBDIR"),
-                ["files: " + ", ".join(files), "licence: see the Python section; these came with its build"],
-            )
-            continue
+    for name, files in sorted(files_by_origin(inventory, "system").items()):
+        package = system_package(name)
         lines += section(
             "%s %s (system library of the build machine)" % (package.name, package.version),
             ["files: " + ", ".join(files), "source: " + package.source, "", package.licence.rstrip()],
         )
     for dist_info in installed_distributions(contents, deps):
         lines += distribution_section(dist_info)
+    unknown = unknown_elf(inventory)
+    if unknown:
+        lines += section(
+            "Compiled files of no known origin",
+            [
+                "The build could not tell where these came from (no package's checksums hold their bytes);",
+                "their licences are not listed above:",
+                *("  " + path for path in unknown),
+            ],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -209,9 +261,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, type=Path, help="onedir bundle: bootstrap + _internal/")
     parser.add_argument("--deps", required=True, type=Path, help="where pip installed the requirements")
+    parser.add_argument("--inventory", required=True, type=Path, help="the bundle's inventory.json")
     args = parser.parse_args(argv)
-    text = notices(args.bundle, args.deps)
+    inventory = inv.Inventory.load(args.inventory)
+    text = notices(args.bundle, args.deps, inventory)
     (args.bundle / NOTICES).write_text(text)
+    inventory.refresh(args.bundle, NOTICES)
+    inventory.save(args.inventory)
+    for path in unknown_elf(inventory):
+        print(
+            "notices.py: warning: _internal/%s: no package's checksums hold its bytes; its licence is unknown"
+            % path,
+            file=sys.stderr,
+        )
     print("notices.py: wrote %s (%d KiB)" % (NOTICES, len(text.encode()) // 1024), file=sys.stderr)
     return 0
 

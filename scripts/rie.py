@@ -39,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from lambda_root import RIE_INSIDE, LambdaRoot, Layer
+from lambda_env import lambda_environment
+from lambda_root import RIE_INSIDE, LambdaRoot, Layer, Loopback
 
 REPO = Path(__file__).resolve().parent.parent
 FETCH_RIE = REPO / "scripts" / "fetch_rie.sh"
@@ -51,6 +52,10 @@ INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 _SCRUB_PREFIXES = ("AWS_", "_LAMBDA_", "_AWS_")
 _SCRUB_NAMES = ("_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_X_AMZN_TRACE_ID", "LOG_LEVEL")
 
+# Inside a root's own network namespace nothing else listens: the RIE takes Lambda's own addresses.
+ROOT_RIE_PORT, ROOT_API_PORT = 8080, 9001
+# The RIE's answer when the function ran out of time: plain text, with HTTP 200.
+_TIMEOUT_RE = re.compile(rb"^Task timed out after [0-9.]+ seconds$")
 _REPORT_RE = re.compile(r"^REPORT RequestId: (?P<id>\S+)\t.*$", re.MULTILINE)
 _INIT_REPORT_RE = re.compile(r"INIT REPORT\(durationMs: (?P<ms>[0-9.]+)\)")
 
@@ -132,9 +137,12 @@ def _session_pids(sid: int) -> List[int]:
 class RieProcess:
     """The RIE running ``bootstrap_argv`` on two free loopback ports. Use as a context manager.
 
-    ``env`` is laid over a copy of ``os.environ`` from which AWS_*, _LAMBDA_*, _HANDLER,
-    LAMBDA_TASK_ROOT and similar variables were removed; put ``_HANDLER`` and
-    ``LAMBDA_TASK_ROOT`` in it. ``cwd`` is where the RIE (and therefore the runtime) runs;
+    ``env`` is laid over Lambda's environment (scripts/lambda_env.py: region, function name,
+    placeholder credentials...). In a Lambda-like root (``root``) that is all the runtime sees, and
+    the RIE runs in the root's own network namespace (``Loopback``), reached through ``connection``.
+    Outside a root it is laid over a copy of ``os.environ`` from which AWS_*, _LAMBDA_*, _HANDLER,
+    LAMBDA_TASK_ROOT and similar variables were removed, this machine's paths kept; put ``_HANDLER``
+    and ``LAMBDA_TASK_ROOT`` in it. ``cwd`` is where the RIE (and therefore the runtime) runs;
     it defaults to ``LAMBDA_TASK_ROOT``. ``timeout`` bounds the start-up wait (seconds).
     ``function_timeout`` sets ``AWS_LAMBDA_FUNCTION_TIMEOUT`` (seconds).
     The combined RIE + runtime output goes to a file in ``log_dir`` (default: a temp dir,
@@ -171,10 +179,12 @@ class RieProcess:
         scrubbed = {
             k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES) and k not in _SCRUB_NAMES
         }
-        self.env = {**scrubbed, **explicit}
-        # In a Lambda-like root the runtime sees only what is passed: none of this machine's environment.
+        self.env = {**scrubbed, **lambda_environment(explicit, paths=False)}
+        # In a Lambda-like root the runtime sees only Lambda's environment and what is passed: none of
+        # this machine's (LambdaRoot.command lays it over lambda_environment).
         self.root = root
         self.root_env = explicit
+        self.loopback: Optional[Loopback] = None
         self.scratch = scratch
         # In a root, the runtime's cwd is /var/task, set inside it; bwrap itself may start anywhere.
         self.cwd = os.getcwd() if root else str(cwd or self.env.get("LAMBDA_TASK_ROOT") or os.getcwd())
@@ -204,9 +214,13 @@ class RieProcess:
             os.makedirs(log_dir, exist_ok=True)
         last_error = ""
         for _attempt in range(3):  # a port picked as free may be taken before the RIE binds it
-            self.rie_port, self.api_port = free_port(), free_port()
-            while self.api_port == self.rie_port:
-                self.api_port = free_port()
+            if self.root is not None:
+                self.loopback = Loopback()
+                self.rie_port, self.api_port = ROOT_RIE_PORT, ROOT_API_PORT
+            else:
+                self.rie_port, self.api_port = free_port(), free_port()
+                while self.api_port == self.rie_port:
+                    self.api_port = free_port()
             fd, name = tempfile.mkstemp(prefix="rie-", suffix=".log", dir=log_dir)
             self.log_path = Path(name)
             argv = [
@@ -219,18 +233,18 @@ class RieProcess:
                 f"127.0.0.1:{self.api_port}",
                 *self.bootstrap_argv,
             ]
-            if self.root is not None:
-                argv = self.root.command(argv, self.root_env, self.scratch or Path(log_dir), rie=Path(rie))
+            output = {"cwd": self.cwd, "env": self.env, "stdin": subprocess.DEVNULL, "stdout": fd}
             try:
-                self.proc = subprocess.Popen(
-                    argv,
-                    cwd=self.cwd,
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fd,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                if self.root is not None and self.loopback is not None:
+                    scratch = self.scratch or Path(log_dir)
+                    rie_path, stderr = Path(rie), subprocess.STDOUT
+                    self.proc = self.root.start(
+                        self.loopback, argv, self.root_env, scratch, rie=rie_path, stderr=stderr, **output
+                    )
+                else:
+                    self.proc = subprocess.Popen(
+                        argv, stderr=subprocess.STDOUT, start_new_session=True, **output
+                    )  # fmt: skip
             finally:
                 os.close(fd)
             if self._wait_ready():
@@ -252,7 +266,7 @@ class RieProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            if _port_open(self.rie_port) and _port_open(self.api_port):
+            if self._port_open(self.rie_port) and self._port_open(self.api_port):
                 return True
             time.sleep(0.02)
         return False
@@ -299,6 +313,9 @@ class RieProcess:
                 time.sleep(0.05)
             self._final_logs = self.logs()
             self.proc = None
+        if self.loopback is not None:
+            self.loopback.close()
+            self.loopback = None
         if not _keep_tmp:
             self._cleanup_tmp()
 
@@ -311,7 +328,24 @@ class RieProcess:
 
     @property
     def url(self) -> str:
+        """The invoke URL; in a root, reachable only through ``connection``."""
         return f"http://127.0.0.1:{self.rie_port}{INVOKE_PATH}"
+
+    def _port_open(self, port: int) -> bool:
+        if self.loopback is None:
+            return _port_open(port)
+        try:
+            self.loopback.connect(port, 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """An HTTP connection to the RIE (in a root: made inside its network namespace)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.rie_port, timeout=timeout)
+        if self.loopback is not None:
+            conn.sock = self.loopback.connect(self.rie_port, timeout)
+        return conn
 
     def invoke(
         self,
@@ -325,7 +359,7 @@ class RieProcess:
         """
         if isinstance(payload, str):
             payload = payload.encode()
-        conn = http.client.HTTPConnection("127.0.0.1", self.rie_port, timeout=timeout)
+        conn = self.connection(timeout)
         try:
             conn.request("POST", INVOKE_PATH, body=payload, headers=headers or {})
             resp = conn.getresponse()
@@ -379,8 +413,9 @@ class RieProcess:
 
 
 def is_error_response(status: int, body: bytes) -> bool:
-    """True for anything but HTTP 200 with a body that is not a Lambda error object."""
-    if status != 200:
+    """True for anything but HTTP 200 with a body that is neither a Lambda error object nor the RIE's
+    timeout message."""
+    if status != 200 or _TIMEOUT_RE.match(body.strip()):
         return True
     try:
         parsed = json.loads(body)

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Strip the symbol tables of the libraries in a onedir bundle that are safe to strip, and no others.
 
-Safe means a byte-for-byte copy of one of these:
+Safe means, by the build's inventory (scripts/inventory.py, which finds each file's origin by its bytes):
 
 * a file of the freezing Python's own installation (its extension modules, libpython) or of the build
-  machine's system libraries (OpenSSL, libffi, SQLite, ...): made by an ordinary toolchain;
+  machine's system packages (OpenSSL, libffi, SQLite, ...): made by an ordinary toolchain;
 * a compiled file of the function's requirements that auditwheel left alone: outside
   ``<package>.libs/``, with no DT_RPATH or DT_RUNPATH.
 
@@ -13,127 +13,72 @@ Everything else is left as it came, above all the libraries auditwheel vendors i
 (a new soname, renamed DT_NEEDED entries, an RPATH to the .libs folder), and ``strip`` turns such a file
 into one the loader refuses (numpy: ``libscipy_openblas64_-....so: ELF load command address/offset not
 page-aligned``, at every import). Some wheels ship their own extension modules with debug information
-(zstandard 0.25: 22.6 MiB, 1.9 MiB stripped), so those are worth stripping.
+(zstandard 0.25: 22.6 MiB, 1.9 MiB stripped), so those are worth stripping. The bootloader
+(``bootstrap``) carries PyInstaller's archive after its ELF image and is never touched.
 
-Run it with the Python that froze the bundle, before the C library is bundled:
+Run it after the inventory; it records the stripped files' new size and checksum there:
 
-    python scripts/strip_bundle.py --bundle build/native-x86_64/bundle --deps build/.../.work/deps
+    python scripts/strip_bundle.py --bundle OUT/bundle --inventory OUT/inventory.json
 """
 
 from __future__ import annotations
 
 import argparse
-import filecmp
-import struct
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import glibc_report
-
-SYSTEM_LIBRARY_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
+import inventory as inv
 
 
-def is_elf(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == glibc_report.ELF_MAGIC
+def safe_to_strip(entry: inv.FileEntry) -> bool:
+    origin = entry.get("origin") or {}
+    if "elf" not in entry or not entry["path"].startswith("_internal/"):
+        return False
+    if origin.get("kind") in ("python", "system"):
+        return True
+    if origin.get("kind") == "wheel":
+        in_libs = any(part.endswith(".libs") for part in origin["file"].split("/")[:-1])
+        return not in_libs and not entry["elf"]["rpath"] and not entry["elf"]["runpath"]
+    return False
 
 
-def known_origins(python_dirs: Iterable[Path], system_dirs: Iterable[Path]) -> Dict[str, List[Path]]:
-    """File name -> files of that name in the Python installation and the system library folders."""
-    origins: Dict[str, List[Path]] = {}
-    for folder in python_dirs:
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.is_file():
-                    origins.setdefault(path.name, []).append(path)
-    for top in system_dirs:
-        if not top.is_dir():
-            continue
-        # The libraries themselves and one level of multiarch folders (x86_64-linux-gnu/).
-        for folder in [top, *(p for p in top.iterdir() if p.is_dir() and p.name.endswith("-linux-gnu"))]:
-            for path in folder.iterdir():
-                if ".so" in path.name and path.is_file():
-                    origins.setdefault(path.name, []).append(path)
-    return origins
-
-
-def python_dirs() -> List[Path]:
-    """Where this Python keeps its extension modules and libpython."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    dirs = [stdlib / "lib-dynload"]
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if libdir:
-        dirs.append(Path(libdir))
-    return dirs
-
-
-def unpatched_wheel_binaries(deps: Path) -> Dict[str, List[Path]]:
-    """File name -> the compiled files of the installed requirements that auditwheel did not rewrite:
-    outside <package>.libs/, and with no RPATH or RUNPATH (auditwheel sets one on every file that
-    loads a library it vendored)."""
-    found: Dict[str, List[Path]] = {}
-    for path in sorted(deps.rglob("*")) if deps.is_dir() else []:
-        if path.is_symlink() or not path.is_file() or not is_elf(path):
-            continue
-        if any(part.endswith(".libs") for part in path.relative_to(deps).parts[:-1]):
-            continue
-        try:
-            info = glibc_report.parse_elf(path.read_bytes())
-        except (ValueError, struct.error):  # ElfError is a ValueError
-            continue
-        if not info.rpath and not info.runpath:
-            found.setdefault(path.name, []).append(path)
-    return found
-
-
-def safe_to_strip(path: Path, origins: Dict[str, List[Path]]) -> Optional[Path]:
-    """The file of known origin that path is a copy of, or None."""
-    for candidate in origins.get(path.name, []):
-        if filecmp.cmp(path, candidate, shallow=False):
-            return candidate
-    return None
-
-
-def strip_bundle(bundle: Path, origins: Dict[str, List[Path]], strip: str = "strip") -> Dict[str, int]:
-    """Strips the safe ELF files under bundle/_internal; returns counts and bytes saved."""
+def strip_bundle(bundle: Path, inventory: inv.Inventory, strip: str = "strip") -> Dict[str, int]:
+    """Strips the safe ELF files of the bundle; returns counts and bytes saved."""
     totals = {"stripped": 0, "kept": 0, "saved": 0}
-    contents = bundle / "_internal"
-    for path in sorted(contents.rglob("*")):
-        if path.is_symlink() or not path.is_file() or not is_elf(path):
-            continue
-        if safe_to_strip(path, origins) is None:
+    for entry in inventory.elf():
+        if not safe_to_strip(entry):
             totals["kept"] += 1
             continue
+        path = bundle / entry["path"]
         before = path.stat().st_size
         subprocess.run([strip, str(path)], check=True)
+        inventory.refresh(bundle, entry["path"])
         totals["stripped"] += 1
         totals["saved"] += before - path.stat().st_size
     return totals
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--bundle", required=True, type=Path, help="onedir bundle: bootstrap + _internal/")
-    parser.add_argument("--deps", type=Path, help="where pip installed the function's requirements")
+    parser.add_argument("--inventory", required=True, type=Path, help="the bundle's inventory.json")
     args = parser.parse_args(argv)
     if not (args.bundle / "_internal").is_dir():
         print("strip_bundle.py: error: %s has no _internal/ folder" % args.bundle, file=sys.stderr)
         return 2
-    origins = known_origins(python_dirs(), (Path(p) for p in SYSTEM_LIBRARY_DIRS))
-    for name, paths in unpatched_wheel_binaries(args.deps).items() if args.deps else ():
-        origins.setdefault(name, []).extend(paths)
+    inventory = inv.Inventory.load(args.inventory)
     try:
-        totals = strip_bundle(args.bundle, origins)
+        totals = strip_bundle(args.bundle, inventory)
     except (OSError, subprocess.CalledProcessError) as exc:
         print("strip_bundle.py: error: %s" % exc, file=sys.stderr)
         return 1
+    inventory.save(args.inventory)
     print(
         "strip_bundle.py: stripped %d libraries of the Python, the system and the wheels (%.1f MiB less); "
-        "left %d others as they came (vendored by auditwheel, or the function's own)"
+        "left %d others as they came (vendored by auditwheel, the bootloader, or of no known origin)"
         % (totals["stripped"], totals["saved"] / 2**20, totals["kept"]),
         file=sys.stderr,
     )

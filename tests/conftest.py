@@ -1,9 +1,9 @@
-"""Fixtures for the integration tests: a recording fake Runtime API and a launcher
+"""Fixtures for the integration tests: the Runtime API emulator (scripts/runtime_emulator.py) and a launcher
 that runs a runtime (ours, ``bootstrap.py``, or AWS's ``awslambdaric``) against it.
 
 Fixtures other test files can reuse:
 
-- ``fake_api``: a started :class:`FakeRuntimeAPI`, stopped at teardown.
+- ``fake_api`` (and ``api``): a started :class:`RuntimeEmulator`, stopped at teardown.
 - ``runtime``: a :class:`RuntimeLauncher`; ``runtime("app.echo", kind)`` starts a
   runtime subprocess and returns a :class:`RuntimeProcess`. Every process it started
   is killed (its whole process group) at teardown.
@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import frozen
 import pytest
 import rie
-from fake_runtime_api import FakeRuntimeAPI
-from faulty_runtime_api import FaultyRuntimeAPI, Launcher
+from launch_helpers import Launcher
+from runtime_emulator import RuntimeEmulator
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -178,7 +178,7 @@ def spawn_runtime(
 class RuntimeLauncher:
     """Starts runtimes against a fake Runtime API; kills them all at teardown."""
 
-    def __init__(self, api: Optional[FakeRuntimeAPI], tmp_path: Path):
+    def __init__(self, api: Optional[RuntimeEmulator], tmp_path: Path):
         self.api = api
         self.tmp_path = tmp_path
         self.procs: List[RuntimeProcess] = []
@@ -233,7 +233,7 @@ class RuntimeLauncher:
 
 @pytest.fixture
 def fake_api():
-    api = FakeRuntimeAPI()
+    api = RuntimeEmulator()
     api.start()
     try:
         yield api
@@ -408,14 +408,12 @@ def rie_ours_argv(request):
     return rie_argv_of(request.param)
 
 
-# --- the raw-socket fault-injecting Runtime API (tests/faulty_runtime_api.py) ------------------------------
+# --- the fault-injection tests: the same emulator under their name, and their launcher ---------------------
 
 
 @pytest.fixture
-def api():
-    server = FaultyRuntimeAPI().start()
-    yield server
-    server.stop()
+def api(fake_api):
+    return fake_api
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """How the runtime frames the Runtime API's answers (bootstrap.KeepAliveConnection), against the raw-socket
-fake (tests/faulty_runtime_api.py): what a well-formed but unusual answer must still give (interim 1xx
+emulator (scripts/runtime_emulator.py): what a well-formed but unusual answer must still give (interim 1xx
 answers, `Connection: close`, a chunked `/next` body), what a malformed one must give (a clear message and
 exit 2, never a hang), and what becomes of an event whose body is lost after its head arrived (it is answered
 with an error, since its request id is known)."""
@@ -12,7 +12,8 @@ import time
 
 import pytest
 from conftest import proc_status_kib
-from faulty_runtime_api import Fault, assert_ledger, call, serve_ok
+from launch_helpers import assert_ledger, call, serve_ok
+from runtime_emulator import Fault
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 
@@ -97,7 +98,7 @@ def test_a_huge_content_length_reserves_nothing_and_the_event_is_answered(api, l
     before = proc_status_kib(rt.pid, "VmSize")
     api.script_next(Fault("huge_length", seconds=2.0))
     key = api.push_event(call("echo", {"v": "x" * 1000}))
-    api.wait_for(lambda: api.entry(key).delivered, 10, "the head to be sent", rt.alive)
+    api.wait_for(lambda: api.invocation(key).delivered, 10, "the head to be sent", rt.alive)
     time.sleep(0.5)
     grown_mib = (proc_status_kib(rt.pid, "VmSize") - before) / 1024
     assert grown_mib < 64, "the runtime reserved %.0f MiB for a body that has not arrived" % grown_mib

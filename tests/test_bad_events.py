@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from faulty_runtime_api import FaultyRuntimeAPI, Launcher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from launch_helpers import Launcher
+from runtime_emulator import RuntimeEmulator
 
 SIX_MB = 6 * 1024 * 1024
 
@@ -19,7 +20,7 @@ class Runtime:
     """One faulty API and one runtime process; relaunched if a failing example killed it."""
 
     def __init__(self, tmp_path):
-        self.api = FaultyRuntimeAPI().start()
+        self.api = RuntimeEmulator().start()
         self.launcher = Launcher(tmp_path)
         self.rt = self.launcher("hostile.dispatch", self.api.address)
 
@@ -148,7 +149,7 @@ def test_nan_and_infinity_literals_accepted(rt):
 )
 def test_non_json_bytes_round_trip(tmp_path, content_type):
     """Any other media type: the handler gets the raw bytes; bytes it returns are posted as they are."""
-    api = FaultyRuntimeAPI().start()
+    api = RuntimeEmulator().start()
     launcher = Launcher(tmp_path)
     try:
         rt = launcher("hostile.echo", api.address)

@@ -627,8 +627,11 @@ def test_zip_layout_and_bundled_c_library(example_build, tmp_path):
         assert modes[zi.filename] in (0o100644, 0o100755, 0o120777), (zi.filename, oct(modes[zi.filename]))
     assert modes["bootstrap"] == 0o100755
     for library in ("ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
-                    "libnss_files.so.2", "libnss_dns.so.2", "libresolv.so.2", "libcrypt.so.1", "libgcc_s.so.1"):  # fmt: skip
+                    "libresolv.so.2", "libcrypt.so.1", "libgcc_s.so.1"):  # fmt: skip
         assert modes.get("_internal/" + library) == 0o100755, library
+    # glibc >= 2.34 has files and dns in libc.so.6; its libnss_files/libnss_dns are stubs, not bundled.
+    assert not {"_internal/libnss_files.so.2", "_internal/libnss_dns.so.2"} & set(names)
+    assert "_internal/gconv/gconv-modules" in names and "_internal/gconv/CP1252.so" in names
     root = extract(example_build.zip, tmp_path / "task")
     info = glibc_report.parse_elf((root / "bootstrap").read_bytes())
     assert info.interp == "/var/task/_internal/ld-linux-x86-64.so.2"
@@ -821,11 +824,130 @@ def test_an_environment_init_error_is_reported_and_does_not_fail_the_build(build
     b = builds("env-missing", [*NATIVE, str(fn)])
     assert b.rc == 0 and b.zip.exists(), b.output[-4000:]
     assert "init failed: KeyError: 'TABLE_NAME'" in b.output
-    assert "pass what it needs with --env KEY=VALUE" in b.output
+    # Why it was accepted: the function's own code read its configuration; nothing of the bundle is missing.
+    # The function's module is its source at /var/task, as on Lambda: the traceback shows its line.
+    assert (
+        "accepted: KeyError raised at import by the function's own code (/var/task/app.py, line 3)"
+        in b.output
+    )
+    assert "TABLE = os.environ['TABLE_NAME']" in b.output
+    assert "pass what it reads with --env KEY=VALUE" in b.output
+    assert "and was accepted for the reason above (not a packaging fault" in b.output
+    # ... and again at the end of the summary, the build's last words.
+    last = b.output.rstrip().splitlines()[-1]
+    assert last.startswith(
+        "  check:     init error accepted: KeyError raised at import by the function's own code"
+    )
     b = builds("env-given", [*NATIVE, "--env", "TABLE_NAME=orders", "--smoke", str(fn)])
     assert b.rc == 0, b.output[-4000:]
     assert "bare root: init done" in b.output
     assert '{"table": "orders"}' in b.output  # the smoke test's response
+    # The smoke line build.sh prints is the command it ran, every argument in it.
+    assert "smoke test: ./smoke.sh --task %s --event \\{\\} --env TABLE_NAME=orders\n" % b.zip in b.output
+
+
+MISSING_AT_IMPORT = {
+    # A library loaded by a name PyInstaller cannot read in the code (a computed one), so not bundled.
+    "library": "import ctypes\n\nctypes.CDLL('.'.join(['libzstd', 'so', '1']))\n",
+    # A data file the function opens relative to /var/task, which the build did not ship.
+    "data-file": "with open('data/settings.json') as f:\n    SETTINGS = f.read()\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("missing", sorted(MISSING_AT_IMPORT))
+def test_a_missing_library_or_file_at_import_fails_the_build(builds, tmp_path_factory, missing):
+    fn = tmp_path_factory.mktemp("fn-missing-" + missing)
+    (fn / "app.py").write_text(
+        MISSING_AT_IMPORT[missing] + "\n\ndef handler(event, context):\n    return 1\n"
+    )
+    b = builds("missing-" + missing, [*NATIVE, str(fn)])
+    assert b.rc == 1, b.output[-4000:]
+    assert not b.zip.exists() and not list(b.dist.iterdir())
+    reason = {
+        "library": "a module or shared library of the bundle is missing",
+        "data-file": "a file of the bundle is missing: data/settings.json",
+    }[missing]
+    assert "a packaging fault: " + reason in b.output, b.output[-4000:]
+    assert "failed its check in the Lambda-like root" in b.output
+
+
+AWS_DEFAULT_FUNCTION = """import json
+import time
+
+
+def lambda_handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"statusCode": 200, "body": json.dumps("Hello from Lambda!")}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(900)
+def test_awss_default_handler_builds_without_flags_and_smoke_uses_it(builds, tmp_path_factory):
+    fn = tmp_path_factory.mktemp("fn-console")
+    (fn / "lambda_function.py").write_text(AWS_DEFAULT_FUNCTION)
+    b = builds("console-default", [*NATIVE, str(fn)]).check()
+    assert "handler lambda_function.lambda_handler: the only module-level handler function" in b.output
+    assert "bare root: init done" in b.output and "(handler lambda_function.lambda_handler)" in b.output
+    with zipfile.ZipFile(b.zip) as archive:
+        assert archive.comment == b"lambda-handler=lambda_function.lambda_handler"
+    r = subprocess.run(
+        ["bash", str(SMOKE_SH), "--task", str(b.zip)], capture_output=True, text=True, timeout=180
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"body": "\\"Hello from Lambda!\\""' in r.stdout
+    # A timeout is a failure, though the RIE answers it with HTTP 200 and plain text.
+    r = subprocess.run(["bash", str(SMOKE_SH), "--task", str(b.zip), "--event", '{"sleep": 3}',
+                        "--env", "AWS_LAMBDA_FUNCTION_TIMEOUT=1"], capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Task timed out after 1.00 seconds" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(900)
+def test_an_assumed_handler_gets_every_module_imported(builds, tmp_path_factory):
+    fn = tmp_path_factory.mktemp("fn-doubt")
+    (fn / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (fn / "jobs.py").write_text(
+        "import module_nobody_installed\n\n\ndef cron_handler(event, context):\n    return 2\n"
+    )
+    b = builds("doubt", [*NATIVE, str(fn)])
+    assert "handler app.handler: assumed app.handler, one of app.handler, jobs.cron_handler" in b.output
+    assert "give --handler MODULE.FUNCTION if it is another" in b.output
+    assert b.rc == 1 and not b.zip.exists(), b.output[-4000:]
+    assert "a packaging fault: module jobs: init failed: Runtime.ImportModuleError" in b.output
+
+
+BOTO3_AT_IMPORT = """import boto3
+
+DYNAMODB = boto3.client("dynamodb")
+
+
+def handler(event, context):
+    return {"region": DYNAMODB.meta.region_name}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(900)
+def test_a_boto3_client_at_import_builds_without_warning_and_smoke_sets_the_region(builds, tmp_path_factory):
+    fn = tmp_path_factory.mktemp("fn-boto3")
+    (fn / "app.py").write_text(BOTO3_AT_IMPORT)
+    (fn / "requirements.txt").write_text("boto3\n")
+    b = builds("boto3-at-import", [*NATIVE, str(fn)]).check()
+    assert "warning" not in b.output.lower().replace("lambda_warning", ""), b.output[-4000:]
+    assert "bare root: init done" in b.output
+    for args, region in (([], "us-east-1"), (["--env", "AWS_REGION=eu-west-1"], "eu-west-1")):
+        r = subprocess.run(["bash", str(SMOKE_SH), "--task", str(b.zip), *args], capture_output=True, text=True,
+                           timeout=180)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert '{"region": "%s"}' % region in r.stdout
 
 
 @pytest.mark.slow
@@ -916,7 +1038,11 @@ def test_docker_path_of_build_sh(tmp_path):
     r = run_with(env, "--arch", "arm64", "--no-verify", "--dist", str(dist), "--work", str(work))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "freezing inside public.ecr.aws/lambda/python:3.13 (Amazon Linux 2023)" in r.stderr
-    assert (dist / "bootstrap.zip").read_bytes() == stub_zip.read_bytes()
+    with zipfile.ZipFile(dist / "bootstrap.zip") as built, zipfile.ZipFile(stub_zip) as stub:
+        assert [(i.filename, i.CRC) for i in built.infolist()] == [
+            (i.filename, i.CRC) for i in stub.infolist()
+        ]
+        assert built.comment == b"lambda-handler=app.handler"  # example/template.yaml names it
     build = next(
         c for c in (tmp_path / "docker.log").read_text().splitlines() if c.startswith("buildx build")
     )

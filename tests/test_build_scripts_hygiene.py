@@ -72,6 +72,7 @@ def test_build_sh_leaves_no_tmp_zip_when_the_copy_fails(tmp_path):
     repo.mkdir()
     shutil.copy2(REPO_ROOT / "build.sh", repo / "build.sh")
     shutil.copy2(REPO_ROOT / "bootstrap.py", repo / "bootstrap.py")
+    shutil.copytree(REPO_ROOT / "scripts", repo / "scripts")  # the handler step (function_handler.py)
     function = tmp_path / "fn"
     function.mkdir()
     (function / "app.py").write_text("def handler(event, context):\n    return 1\n")

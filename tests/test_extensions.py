@@ -59,7 +59,7 @@ def test_client_register_next_event_and_errors(fake_api):
         ("ext_exit_error", "Extension.Crashed", "it broke"),
     ):
         (req,) = fake_api.of_kind(kind)
-        assert req.reply_status == 202
+        assert req.status == 202
         assert req.headers.get("Lambda-Extension-Identifier") == ext.identifier
         assert req.headers.get("Lambda-Extension-Function-Error-Type") == error_type
         body = req.json()
@@ -160,9 +160,9 @@ def test_extension_registers_calls_back_and_leaves_at_shutdown(fake_api, extensi
     ext = extension("--extension", "recorder", "ext_callbacks.record", EXT_EVENTS=str(events))
     registered = fake_api.wait_extension_waiting("recorder", 10, ext.alive)
     (reg,) = fake_api.of_kind("ext_register")
-    assert reg.reply_status == 200 and json.loads(reg.body) == {"events": ["INVOKE", "SHUTDOWN"]}
+    assert reg.status == 200 and json.loads(reg.body) == {"events": ["INVOKE", "SHUTDOWN"]}
     rids = [fake_api.extension_invoke() for _ in range(2)]
-    fake_api.wait_for(lambda a: len(_read_events(events)) >= 2, 10, "2 events recorded", ext.alive)
+    fake_api.wait_for(lambda: len(_read_events(events)) >= 2, 10, "2 events recorded", ext.alive)
     assert ext.alive()
     fake_api.extension_shutdown("spindown")
     assert ext.wait(10) == 0, ext.output
@@ -181,7 +181,7 @@ def test_callback_that_cannot_be_loaded_is_an_init_error(fake_api, extension):
     ext = extension("--extension", "broken", "no_such_module.callback")
     assert ext.wait(10) != 0, ext.output
     (err,) = fake_api.of_kind("ext_init_error")
-    assert err.reply_status == 202, fake_api.describe()
+    assert err.status == 202, fake_api.describe()
     assert err.headers.get("Lambda-Extension-Function-Error-Type") == "Extension.ImportModuleError"
     assert err.headers.get("Lambda-Extension-Identifier") == fake_api.extension_named("broken").identifier
     assert "no_such_module" in err.json()["errorMessage"]
@@ -203,7 +203,7 @@ def test_refused_registration_exits_non_zero(fake_api, extension):
     ext = extension("--extension", "internal-one", "ext_callbacks.record", EXT_EVENTS="/dev/null")
     assert ext.wait(10) != 0, ext.output
     (reg,) = fake_api.of_kind("ext_register")
-    assert reg.reply_status == 403
+    assert reg.status == 403
     assert "ShutdownEventNotSupportedForInternalExtension" in ext.output, ext.output
 
 
@@ -231,7 +231,7 @@ def test_extension_and_runtime_together(fake_api, extension, runtime, tmp_path):
     proc = runtime("app.echo", "ours")
     rid = fake_api.push_event({"both": True})
     assert fake_api.wait_answer(rid, 10, proc.alive).body == b'{"both": true}'
-    fake_api.wait_for(lambda a: _read_events(events), 10, "the INVOKE at the extension", ext.alive)
+    fake_api.wait_for(lambda: _read_events(events), 10, "the INVOKE at the extension", ext.alive)
     (seen,) = _read_events(events)
     assert seen["eventType"] == "INVOKE" and seen["requestId"] == rid
     assert seen["invokedFunctionArn"].startswith("arn:aws:lambda:")

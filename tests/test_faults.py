@@ -1,4 +1,4 @@
-"""Fault injection at the Runtime API (tests/faulty_runtime_api.py): for each fault, the runtime's reaction
+"""Fault injection at the Runtime API (scripts/runtime_emulator.py): for each fault, the runtime's reaction
 (continue, answer with an error, or exit non-zero with a message), and the run's ledger: no event
 answered twice, none delivered and left unanswered unless the runtime exited by design.
 
@@ -20,7 +20,8 @@ import json
 import time
 
 import pytest
-from faulty_runtime_api import Fault, FaultyRuntimeAPI, assert_ledger, call, serve_ok
+from launch_helpers import assert_ledger, call, serve_ok
+from runtime_emulator import Fault, RuntimeEmulator
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 
@@ -30,7 +31,7 @@ NEXT_PATH = "/2018-06-01/runtime/invocation/next"
 
 def test_refused_at_start_then_served(tmp_path, launch):
     """The port refuses connections for the first 0.4 s: the retries of /next (0.05/0.2/0.5 s) bridge it."""
-    api = FaultyRuntimeAPI()
+    api = RuntimeEmulator()
     rt = launch("hostile.dispatch", api.address)
     api.start(listen_after=0.4)
     try:
@@ -45,7 +46,7 @@ def test_refused_at_start_then_served(tmp_path, launch):
 
 def test_unreachable_exits_2_with_message(launch, flavor):
     """Nothing ever listens: after the bounded retries the runtime exits 2 and says why."""
-    api = FaultyRuntimeAPI()  # bound, never listening: connection refused
+    api = RuntimeEmulator()  # bound, never listening: connection refused
     try:
         started = time.monotonic()
         rt = launch("hostile.dispatch", api.address, flavor)
@@ -75,8 +76,8 @@ def test_next_broken_then_retried(api, launch, kind):
         assert json.loads(answer.body) == {"v": "lost"}
     else:
         serve_ok(api, rt)
-        assert api.entry(lost).delivered == "partial"
-        (answer,) = api.answers(lost)
+        assert api.invocation(lost).delivered == "partial"
+        (answer,) = api.answers_for(lost)
         body = json.loads(answer.body)
         assert (answer.kind, answer.status, body["errorType"]) == (
             "error",
@@ -120,7 +121,7 @@ def test_next_stalls_then_answers(api, launch, kind):
     answer = api.wait_answer(key, 20, alive=rt.alive)
     assert time.monotonic() - started >= 2.4
     assert json.loads(answer.body) == {"v": "slow"}
-    assert api.entry(key).delivered == "full"
+    assert api.invocation(key).delivered == "full"
     serve_ok(api, rt)
     api.wait_idle(10, alive=rt.alive)
     assert api.next_calls == 3  # the stalled one, the one for "after", the one now waiting: no extra retry
@@ -152,7 +153,7 @@ def test_post_refused_4xx_logged_and_continues(api, launch, kind, status):
     key = api.push_event(call(fn, {"message": "boom"}))
     rt = launch("hostile.dispatch", api.address)
     serve_ok(api, rt)
-    assert [(a.kind, a.status) for a in api.answers(key)] == [(kind, status)]
+    assert [(a.kind, a.status) for a in api.answers_for(key)] == [(kind, status)]
     line = "the Runtime API refused the %s for %s with %d" % (kind, key, status)
     assert line in rt.stdout, rt.diag()
     assert rt.alive()
@@ -165,7 +166,7 @@ def test_response_413_then_error_naming_size_and_limit(api, launch):
     key = api.push_event(call("ok"))
     rt = launch("hostile.dispatch", api.address)
     serve_ok(api, rt)
-    response, error = api.answers(key)
+    response, error = api.answers_for(key)
     assert (response.kind, response.status, error.kind) == ("response", 413, "error")
     body = json.loads(error.body)
     assert body["errorType"] == "Function.ResponseSizeTooLarge"
@@ -184,8 +185,8 @@ def test_real_oversized_response_413(api, launch):
     api.wait_answer(key, 15, alive=rt.alive)
     big = api.push_event(call("echo", {"s": "x" * (6 * 1024 * 1024 + 200)}))
     serve_ok(api, rt)
-    assert [(a.kind, a.status) for a in api.answers(big)] == [("response", 413), ("error", 403)]
-    assert "Response payload size" in json.loads(api.answers(big)[1].body)["errorMessage"]
+    assert [(a.kind, a.status) for a in api.answers_for(big)] == [("response", 413), ("error", 403)]
+    assert "Response payload size" in json.loads(api.answers_for(big)[1].body)["errorMessage"]
     assert_ledger(api, rt)
 
 
@@ -194,7 +195,7 @@ def test_error_413_logged_and_continues(api, launch):
     key = api.push_event(call("raise_message", {"message": "boom"}))
     rt = launch("hostile.dispatch", api.address)
     serve_ok(api, rt)
-    assert [(a.kind, a.status) for a in api.answers(key)] == [("error", 413)]
+    assert [(a.kind, a.status) for a in api.answers_for(key)] == [("error", 413)]
     assert "refused the error for %s with 413" % key in rt.stdout, rt.diag()
     assert_ledger(api, rt)
 
@@ -208,8 +209,8 @@ def test_post_500_exits_2(api, launch, flavor, kind):
     rt = launch("hostile.dispatch", api.address, flavor)
     assert rt.run_until_exit(15) == 2, rt.diag()
     assert "POST /invocation/%s/%s answered 500" % (key, kind) in rt.stdout, rt.diag()
-    assert [(a.kind, a.status) for a in api.answers(key)] == [(kind, 500)]
-    assert api.entry(after).delivered == ""  # never taken
+    assert [(a.kind, a.status) for a in api.answers_for(key)] == [(kind, 500)]
+    assert api.invocation(after).delivered == ""  # never taken
     assert_ledger(api, rt, exited=True)
 
 
@@ -223,7 +224,7 @@ def test_post_reply_lost_exits_2_without_posting_again(api, launch, kind, fault)
     rt = launch("hostile.dispatch", api.address)
     assert rt.run_until_exit(15) == 2, rt.diag()
     assert "POST /invocation/%s/%s failed" % (key, kind) in rt.stdout, rt.diag()
-    assert len(api.answers(key)) == 1
+    assert len(api.answers_for(key)) == 1
     assert_ledger(api, rt, exited=True)
 
 
@@ -236,7 +237,7 @@ def test_missing_request_id_exits_2(api, launch, flavor):
     rt = launch("hostile.dispatch", api.address, flavor)
     assert rt.run_until_exit(15) == 2, rt.diag()
     assert "without Lambda-Runtime-Aws-Request-Id" in rt.stdout, rt.diag()
-    assert api.answers(key) == [] and api.entry(after).delivered == ""
+    assert api.answers_for(key) == [] and api.invocation(after).delivered == ""
     assert_ledger(api, rt, exited=True)
 
 
@@ -244,7 +245,7 @@ def test_missing_request_id_exits_2(api, launch, flavor):
 def test_non_numeric_deadline_is_zero(api, launch, deadline):
     """A deadline that is not an integer (or none at all) counts as 0: the context says 0 ms remain."""
     headers = [] if deadline is None else [("Lambda-Runtime-Deadline-Ms", deadline)]
-    key = api.push_event(call("info"), deadline_ms=None, headers=headers)
+    key = api.push_event(call("info"), deadline_ms=None, extra_headers=headers)
     rt = launch("hostile.dispatch", api.address)
     info = json.loads(api.wait_answer(key, 15, alive=rt.alive).body)
     assert (info["deadline"], info["remaining"]) == (0, 0)
@@ -257,7 +258,7 @@ def test_non_ascii_header_values(api, launch):
     context = {"custom": {"name": "Zoë ☃ 日本"}}
     key = api.push_event(
         call("info"),
-        headers=[
+        extra_headers=[
             ("Lambda-Runtime-Client-Context", json.dumps(context, ensure_ascii=False)),
             ("Lambda-Runtime-Aws-Tenant-Id", "tenant-ü-☃"),
             ("Lambda-Runtime-Cognito-Identity", b'{"cognitoIdentityId": "id-\xe9"}'),  # latin-1 é
@@ -283,7 +284,7 @@ def test_non_ascii_header_values(api, launch):
 def test_invalid_json_context_headers(api, launch, header, what, value):
     """An unparsable client context or cognito identity fails that invocation, not the runtime. (An empty
     value means "none".)"""
-    key = api.push_event(call("info"), headers=[(header, value)])
+    key = api.push_event(call("info"), extra_headers=[(header, value)])
     rt = launch("hostile.dispatch", api.address)
     answer = api.wait_answer(key, 15, alive=rt.alive)
     if value == "":
@@ -327,9 +328,9 @@ def test_gauntlet_one_process(api, launch):
             api.script_post(kind, Fault("status", status=status))
             run(fn, {"message": "m"})
     run("info", deadline_ms="soon")
-    run("info", headers=[("Lambda-Runtime-Client-Context", "{bad")])
-    run("info", headers=[("Lambda-Runtime-Cognito-Identity", "{bad")])
-    run("info", headers=[("Lambda-Runtime-Aws-Tenant-Id", "ü")])
+    run("info", extra_headers=[("Lambda-Runtime-Client-Context", "{bad")])
+    run("info", extra_headers=[("Lambda-Runtime-Cognito-Identity", "{bad")])
+    run("info", extra_headers=[("Lambda-Runtime-Aws-Tenant-Id", "ü")])
     last = serve_ok(api, rt, "end")
     api.wait_idle(10, alive=rt.alive)
     assert rt.alive()
@@ -337,4 +338,4 @@ def test_gauntlet_one_process(api, launch):
     # every event handed out was answered; the two whose body was lost, with an error
     partial = [e for e in api.ledger.values() if e.delivered == "partial"]
     assert len(partial) == 2 and all([a.kind for a in e.answers] == ["error"] for e in partial)
-    assert api.entry(last).answers[0].status == 202
+    assert api.invocation(last).answers[0].status == 202

@@ -13,13 +13,14 @@ import time
 import pytest
 import rie
 from conftest import HANDLERS_DIR
+from runtime_emulator import Fault
 
 EXTENSION_NAME = "_python-bootstrap-graceful-shutdown"
 
 
 def _registered_and_polling(api, proc):
     """Wait for the runtime's /next; return (register request, extension)."""
-    api.wait_for(lambda a: a.waiting_next > 0, 10, "the runtime in /next", proc.alive)
+    api.wait_for(lambda: api.waiting_next > 0, 10, "the runtime in /next", proc.alive)
     ext = api.wait_extension_waiting(EXTENSION_NAME, 10, proc.alive)
     (register,) = api.of_kind("ext_register")
     return register, ext
@@ -28,7 +29,7 @@ def _registered_and_polling(api, proc):
 def test_opt_in_registers_an_internal_extension_before_the_first_next(fake_api, runtime, ours):
     proc = runtime("app.echo", ours, env={"LAMBDA_GRACEFUL_SHUTDOWN": "1"})
     register, ext = _registered_and_polling(fake_api, proc)
-    assert register.reply_status == 200, fake_api.describe()
+    assert register.status == 200, fake_api.describe()
     first_next = fake_api.of_kind("next")[0]
     assert register.seq < first_next.seq, "register must come before the first /next:\n" + fake_api.describe()
     assert register.headers.get("Lambda-Extension-Name") == EXTENSION_NAME
@@ -111,12 +112,11 @@ def test_sigterm_after_an_invocation_with_log_frames(fake_api, runtime, ours, tm
 
 
 def test_refused_registration_is_logged_and_the_runtime_serves_anyway(fake_api, runtime, ours):
-    fake_api.script_post(
-        "ext_register", status=403, body={"errorMessage": "nope", "errorType": "Extension.TooManyExtensions"}
-    )
+    body = b'{"errorMessage": "nope", "errorType": "Extension.TooManyExtensions"}'
+    fake_api.script_post("ext_register", Fault("status", status=403, body=body))
     proc = runtime("app.echo", ours, env={"LAMBDA_GRACEFUL_SHUTDOWN": "1"})
     rid = fake_api.push_event({"a": 1})
-    assert fake_api.wait_answer(rid, 10, proc.alive).reply_status == 202
+    assert fake_api.wait_answer(rid, 10, proc.alive).status == 202
     out = proc.wait_output("graceful shutdown is off", 5)
     assert "403" in out, out
     assert not fake_api.of_kind("ext_next")

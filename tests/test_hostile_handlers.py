@@ -14,7 +14,8 @@ import signal
 import time
 
 import pytest
-from faulty_runtime_api import Fault, call
+from launch_helpers import call
+from runtime_emulator import Fault
 
 RAPID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 
@@ -200,7 +201,7 @@ def test_generator_failing_mid_stream_ends_with_trailers(api, launch):
         key,
     )
     assert "[ERROR] ValueError: failed mid-stream" in rt.stdout
-    assert len(api.answers(key)) == 1  # no /error after the stream began
+    assert len(api.answers_for(key)) == 1  # no /error after the stream began
     assert_lives_on(api, rt)
 
 
@@ -230,7 +231,7 @@ def test_handler_leaves_the_process(api, launch, flavor, fn, code):
     assert "[ERROR] %s" % error_type in rt.stdout
     if fn in ("keyboard_interrupt", "base_exception"):
         assert error_type in rt.stderr  # Python's own report of the uncaught exception
-    assert api.entry(after).delivered == ""
+    assert api.invocation(after).delivered == ""
     assert api.check_ledger(exited=True) == []
 
 
@@ -239,7 +240,7 @@ def test_os_exit_leaves_unanswered(api, launch, flavor):
     rt = launch("hostile.dispatch", api.address, flavor)
     key = api.push_event(call("os_exit", {"code": 1}))
     assert rt.run_until_exit(15) == 1
-    assert api.entry(key).delivered == "full" and api.answers(key) == []
+    assert api.invocation(key).delivered == "full" and api.answers_for(key) == []
     assert rt.stdout == ""
     assert api.check_ledger(exited=True) == []
     assert api.check_ledger(exited=False) != []  # the ledger does see the unanswered event
@@ -307,7 +308,7 @@ def test_chdir_and_removed_cwd(api, launch, tmp_path):
 def test_environ_cleared_and_changed(api, launch):
     rt = launch("hostile.dispatch", api.address)
     invoke(api, rt, "environ_clear")
-    _, answer = invoke(api, rt, "environ_get", headers=[("Lambda-Runtime-Trace-Id", "Root=1-abc")])
+    _, answer = invoke(api, rt, "environ_get", extra_headers=[("Lambda-Runtime-Trace-Id", "Root=1-abc")])
     got = json.loads(answer.body)
     assert got == {"function_name": None, "trace": "Root=1-abc", "keys": ["_X_AMZN_TRACE_ID"]}
     invoke(api, rt, "environ_set", {"_X_AMZN_TRACE_ID": "bogus", "AWS_LAMBDA_FUNCTION_NAME": "other"})
@@ -331,6 +332,51 @@ def test_sys_path_changed(api, launch, fn):
     _, answer = invoke(api, rt, "ret_generator")
     assert answer.body == b"one,two,three"
     assert_lives_on(api, rt)
+
+
+def test_pyinstaller_variables_do_not_reach_the_function(api, launch, flavor):
+    """The bootloader's _PYI_* variables are removed once it has started Python: neither the handler nor its
+    children see them (a child that is itself a frozen program would take them for its own)."""
+    rt = launch("hostile.dispatch", api.address, flavor)
+    _, answer = invoke(api, rt, "pyinstaller_environ")
+    assert json.loads(answer.body) == {"handler": [], "child": []}, rt.diag()
+
+
+def test_sys_path_emptied_at_import(api, launch, flavor):
+    """What the loop needs (socket, urllib3, the idna codec) is imported before the handler: a handler module
+    that empties sys.path is served. Before: exit 2, "cannot reach the Runtime API ... No module named
+    'socket'"."""
+    rt = launch("empties_sys_path.handler", api.address, flavor)
+    key = api.push_event({"n": 1})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert (answer.kind, json.loads(answer.body)) == ("response", {"sys.path": [], "event": {"n": 1}}), (
+        rt.diag()
+    )
+    key = api.push_event({"n": 2})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert json.loads(answer.body) == {"sys.path": [], "event": {"n": 2}}, rt.diag()
+    assert api.check_ledger() == [], api.describe()
+
+
+def test_sys_path_emptied_at_import_then_a_stream_fails(api, launch, flavor):
+    """The stream that fails is ended with its trailers (base64 is imported before the handler too)."""
+    rt = launch("empties_sys_path.fails_midstream", api.address, flavor)
+    key = api.push_event({})
+    answer = api.wait_answer(key, 20, alive=rt.alive)
+    assert answer.body == b"first", rt.diag()
+    assert answer.trailers["lambda-runtime-function-error-type"] == "Function.ValueError", answer.trailers
+    error = json.loads(base64.b64decode(answer.trailers["lambda-runtime-function-error-body"]))
+    assert error["errorMessage"] == "mid-stream, with sys.path empty"
+    assert api.check_ledger() == [], api.describe()
+
+
+def test_sys_path_emptied_at_import_then_an_init_error(api, launch, flavor):
+    """An import that fails after emptying sys.path: its init error is posted, then the runtime exits 1."""
+    rt = launch("empties_sys_path.handler", api.address, flavor, env={"EMPTIES_SYS_PATH_RAISE": "1"})
+    assert rt.run_until_exit(20) == 1, rt.diag()
+    assert len(api.init_errors) == 1, rt.diag()
+    body = json.loads(api.init_errors[0])
+    assert (body["errorType"], body["errorMessage"]) == ("ValueError", "failed after emptying sys.path")
 
 
 @pytest.mark.parametrize("fn", ["syspath_clear", "syspath_replace"])
@@ -363,7 +409,7 @@ def test_pooled_threads_log_the_current_invocation(api, launch, pool):
     keys = []
     for i in range(3):
         tenant = [("Lambda-Runtime-Aws-Tenant-Id", "tenant-%d" % i)]
-        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, headers=tenant)
+        key, answer = invoke(api, rt, "pooled_logs", {"pool": pool, "tag": "t%d" % i}, extra_headers=tenant)
         assert answer.kind == "response", answer.body
         keys.append(key)
     out = rt.wait_output('"pooled t2"', 10, "stdout")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from fake_runtime_api import RAPID_PAYLOAD_LIMIT
+from runtime_emulator import PAYLOAD_LIMIT as RAPID_PAYLOAD_LIMIT
 
 OVERSIZE = RAPID_PAYLOAD_LIMIT + 10_000  # characters of the returned string
 
@@ -26,14 +26,14 @@ def test_oversized_response_413_then_continue_ours(fake_api, runtime, ours, erro
     posts = fake_api.answers_for(big)
     assert [p.kind for p in posts] == ["response", "error"], posts
     resp, err = posts
-    assert resp.reply_status == 413
+    assert resp.status == 413
     size = len(resp.body)
     assert size > RAPID_PAYLOAD_LIMIT
     body = err.json()
     assert body["requestId"] == big
     assert str(size) in body["errorMessage"], body
     assert str(RAPID_PAYLOAD_LIMIT) in body["errorMessage"], body
-    assert err.reply_status == error_status
+    assert err.status == error_status
     assert "413" in rt.output, rt.diag()
     assert rt.alive()
 
@@ -46,7 +46,7 @@ def test_oversized_response_413_ric_crashes(fake_api, runtime, ric):
     rt = runtime("app.dispatch", ric)
     rc = rt.run_until_exit(30)
     assert rc != 0
-    assert [p.reply_status for p in fake_api.answers_for(big)] == [413]
+    assert [p.status for p in fake_api.answers_for(big)] == [413]
     assert fake_api.answers_for(nxt) == []
     assert "413" in rt.output
 
@@ -65,7 +65,7 @@ def test_next_500_exits_nonzero(fake_api, runtime, both):
 def test_response_500_exits_nonzero(fake_api, runtime, both):
     """A 500 on /response means "container error, exit promptly": non-zero exit."""
     rid = fake_api.push_event({"fn": "echo", "event": {}})
-    fake_api.script_post("response", rid, 500)
+    fake_api.script_post("response", 500, request_id=rid)
     rt = runtime("app.dispatch", both)
     rc = rt.run_until_exit(15)
     assert rc != 0, rt.diag()
@@ -75,7 +75,7 @@ def test_response_500_exits_nonzero(fake_api, runtime, both):
 def test_error_500_exits_nonzero_ours(fake_api, runtime, ours):
     """Ours: a 500 on /error also ends the process non-zero (Our decisions #2)."""
     rid = fake_api.push_event({"fn": "raises", "event": {}})
-    fake_api.script_post("error", rid, 500)
+    fake_api.script_post("error", 500, request_id=rid)
     rt = runtime("app.dispatch", ours)
     rc = rt.run_until_exit(15)
     assert rc != 0, rt.diag()
@@ -84,7 +84,7 @@ def test_error_500_exits_nonzero_ours(fake_api, runtime, ours):
 
 def test_init_error_answered_403_still_exits_1(fake_api, runtime, both):
     """However /init/error is answered, an init failure ends in a non-zero exit."""
-    fake_api.script_post("init_error", None, 403)
+    fake_api.script_post("init_error", 403, request_id=None)
     rt = runtime("app.nope", both)
     rc = rt.run_until_exit(15)
     assert rc != 0
@@ -98,16 +98,16 @@ def test_posts_answered_4xx_are_logged_and_loop_continues_ours(fake_api, runtime
     r403 = fake_api.push_event({"fn": "raises", "event": {}})
     r410 = fake_api.push_event({"fn": "echo", "event": {"n": 3}})
     ok = fake_api.push_event({"fn": "echo", "event": {"n": 4}})
-    fake_api.script_post("response", r400, 400)
-    fake_api.script_post("error", r403, 403)
-    fake_api.script_post("response", r410, 410)
+    fake_api.script_post("response", 400, request_id=r400)
+    fake_api.script_post("error", 403, request_id=r403)
+    fake_api.script_post("response", 410, request_id=r410)
     rt = runtime("app.dispatch", ours)
     final = fake_api.wait_answer(ok, 15, alive=rt.alive)
     assert final.kind == "response" and final.json() == {"n": 4}
-    assert final.reply_status == 202
+    assert final.status == 202
     for rid, kind, status in ((r400, "response", 400), (r403, "error", 403), (r410, "response", 410)):
         posts = fake_api.answers_for(rid)
-        assert [(p.kind, p.reply_status) for p in posts] == [(kind, status)], posts
+        assert [(p.kind, p.status) for p in posts] == [(kind, status)], posts
     out = rt.output
     for status in ("400", "403", "410"):
         assert status in out, rt.diag()
@@ -118,7 +118,7 @@ def test_posts_answered_4xx_ric_exits(fake_api, runtime, ric):
     """Reference behaviour (documented difference): awslambdaric exits on a 400."""
     r400 = fake_api.push_event({"fn": "echo", "event": {}})
     ok = fake_api.push_event({"fn": "echo", "event": {}})
-    fake_api.script_post("response", r400, 400)
+    fake_api.script_post("response", 400, request_id=r400)
     rt = runtime("app.dispatch", ric)
     assert rt.run_until_exit(15) != 0
     assert fake_api.answers_for(ok) == []

@@ -44,7 +44,7 @@ def test_handler_exception_error_post(fake_api, runtime, both):
     trace = body["stackTrace"]
     assert trace and "app.py" in trace[0] and "in raises" in trace[0], trace
     assert trace[-1].endswith('    raise ValueError("boom")\n'), trace
-    assert not any("bootstrap.py" in f for f in trace), trace
+    assert not any("bootstrap.py" in f or "lambda_bootstrap" in f for f in trace), trace
     assert a1.headers.get("Content-Type", "").startswith("application/json")
 
     cause_raw = a1.headers.get(XRAY_HEADER)
@@ -357,7 +357,7 @@ def test_five_megabyte_event_and_response(fake_api, runtime, both):
     rt = runtime("app.dispatch", both)
     a_event, a_resp = _serve(fake_api, rt, [r_event, r_resp], timeout=30)
     assert a_event.json() == {"len": n, "head": "x" * 10}
-    assert a_resp.kind == "response" and a_resp.reply_status == 202
+    assert a_resp.kind == "response" and a_resp.status == 202
     assert len(a_resp.body) == n + 2
     assert a_resp.body == b'"' + b"y" * n + b'"'
 

@@ -20,7 +20,7 @@ import pytest
 
 @pytest.fixture
 def lmi_api(fake_api):
-    fake_api.concurrent = True
+    fake_api.concurrency = 64  # more than any test's workers: the runtime sets the pace
     return fake_api
 
 
@@ -41,7 +41,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _wait_polling(api, proc, n, timeout=15.0):
-    api.wait_for(lambda a: a.waiting_next >= n, timeout, "%d workers blocked in /next" % n, proc.alive)
+    api.wait_for(lambda: api.waiting_next >= n, timeout, "%d workers blocked in /next" % n, proc.alive)
 
 
 def _answers_by_rid(api, rids) -> Dict[str, List]:
@@ -68,7 +68,7 @@ def test_n_workers_poll_concurrently_each_on_its_own_connection(lmi_api, runtime
     # each answer went back on the connection its worker took the event on
     for rid in rids:
         (answer,) = lmi_api.answers_for(rid)
-        assert answer.reply_status == 202
+        assert answer.status == 202
         assert any(r.conn == answer.conn for r in lmi_api.of_kind("next")), answer
 
 
@@ -80,9 +80,9 @@ def test_every_event_answered_exactly_once(lmi_api, runtime):
     lmi_api.wait_for(40, 30, alive=proc.alive)
     time.sleep(0.2)  # a duplicate answer would arrive now
     ledger = _answers_by_rid(lmi_api, rids)
-    assert all(
-        len(a) == 1 and a[0].kind == "response" and a[0].reply_status == 202 for a in ledger.values()
-    ), lmi_api.describe(60)
+    assert all(len(a) == 1 and a[0].kind == "response" and a[0].status == 202 for a in ledger.values()), (
+        lmi_api.describe(60)
+    )
     assert len(lmi_api.answers) == 40
     pids = {a[0].json()["pid"] for a in ledger.values()}
     assert 1 < len(pids) <= n, pids  # shared among the workers, no more workers than asked
@@ -123,7 +123,7 @@ def test_a_dead_worker_is_replaced_and_the_others_go_on(lmi_api, runtime):
     dies = lmi_api.push_event({"sleep": 0.2, "exit": 7})
     c = lmi_api.push_event({"sleep": 1.0})
     lmi_api.wait_for(
-        lambda api: api.answers_for(a) and api.answers_for(c), 15, "the other two answers", proc.alive
+        lambda: lmi_api.answers_for(a) and lmi_api.answers_for(c), 15, "the other two answers", proc.alive
     )
     assert lmi_api.answers_for(dies) == [], "a worker that died cannot have answered"
     proc.wait_output("exited with status 7", 10)
@@ -131,7 +131,7 @@ def test_a_dead_worker_is_replaced_and_the_others_go_on(lmi_api, runtime):
     _wait_polling(lmi_api, proc, n)
     survivors = {lmi_api.answers_for(r)[0].json()["pid"] for r in (a, c)}
     rids = [lmi_api.push_event({"sleep": 0.5}) for _ in range(n)]
-    lmi_api.wait_for(lambda api: all(api.answers_for(r) for r in rids), 15, "3 more answers", proc.alive)
+    lmi_api.wait_for(lambda: all(lmi_api.answers_for(r) for r in rids), 15, "3 more answers", proc.alive)
     pids = {lmi_api.answers_for(r)[0].json()["pid"] for r in rids}
     assert len(pids) == n and survivors < pids, (survivors, pids)
     assert proc.alive()
@@ -151,11 +151,31 @@ def test_parent_exits_non_zero_when_workers_keep_dying(lmi_api, runtime):
 
 @pytest.mark.slow
 def test_parent_exits_non_zero_when_workers_cannot_init(lmi_api, runtime):
+    """Lambda takes one init error per environment: the first worker that fails reports it, the others only
+    log theirs, no worker is started again, and the parent exits 1. Before: one post per worker started (4
+    with 2 workers)."""
     proc = _start(runtime, 2, handler="no_such_module.handler")
     code = proc.run_until_exit(20)
-    assert code != 0, proc.diag()
+    assert code == 1, proc.diag()
     errors = lmi_api.init_errors
-    assert errors and errors[0].json()["errorType"] == "Runtime.ImportModuleError", lmi_api.describe()
+    assert len(errors) == 1, lmi_api.describe()
+    assert errors[0].json()["errorType"] == "Runtime.ImportModuleError", lmi_api.describe()
+    # each worker logs its own
+    assert proc.output.count("[ERROR] Runtime.ImportModuleError") == 2, proc.diag()
+    assert "starting another" not in proc.output, proc.diag()
+    assert _group_members(proc.pid) == [], "workers outlived their parent"
+
+
+def test_a_worker_that_cannot_init_beside_a_healthy_one(lmi_api, runtime, tmp_path):
+    """Only the second worker's import fails: its error is the one reported, the healthy worker is stopped, and
+    the parent exits 1 rather than starting workers again."""
+    counter = tmp_path / "imports"
+    proc = _start(runtime, 2, env={"LMI_FAIL_SECOND_IMPORT": str(counter)}, handler="lmi.work")
+    code = proc.run_until_exit(20)
+    assert code == 1, proc.diag()
+    errors = lmi_api.init_errors
+    assert len(errors) == 1 and errors[0].json()["errorMessage"] == "second import fails", lmi_api.describe()
+    assert _group_members(proc.pid) == [], "workers outlived their parent"
 
 
 def test_sigterm_stops_the_workers_and_exits_zero(lmi_api, runtime):
@@ -196,7 +216,7 @@ def test_graceful_shutdown_registers_once_from_the_parent_before_the_workers_pol
     proc = _start(runtime, n, env=GRACEFUL, handler="shutdown_hooks.handler")
     _wait_polling(lmi_api, proc, n)
     registers = lmi_api.of_kind("ext_register")
-    assert [r.reply_status for r in registers] == [200], lmi_api.describe()
+    assert [r.status for r in registers] == [200], lmi_api.describe()
     assert registers[0].seq < lmi_api.of_kind("next")[0].seq
     assert lmi_api.extension_named("_python-bootstrap-graceful-shutdown").waiting == 1
     time.sleep(0.2)
@@ -236,6 +256,7 @@ def test_a_sigterm_right_after_a_fork_reaches_that_worker(lmi_api, tmp_path):
         "    return pid\n"
         "os.fork = fork_then_sigterm\n"
         "sys.argv = [sys.argv[1]]\n"
+        "sys.path[0] = os.path.dirname(sys.argv[0])  # as `python bootstrap.py` has it: lambda_bootstrap/ beside\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
     settings = {
@@ -486,7 +507,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
     in flight, once."""
     import http.client
 
-    from fake_runtime_api import NEXT_PATH, PREFIX
+    from runtime_emulator import INVOCATION_PREFIX, NEXT_PATH
 
     conns = [http.client.HTTPConnection("127.0.0.1", lmi_api.port, timeout=5) for _ in range(2)]
     results = {}
@@ -500,7 +521,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
     threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(2)]
     for t in threads:
         t.start()
-    lmi_api.wait_for(lambda a: a.waiting_next == 2, 5, "two blocked /next")
+    lmi_api.wait_for(lambda: lmi_api.waiting_next == 2, 5, "two blocked /next")
     rids = [lmi_api.push_event({}) for _ in range(2)]
     for t in threads:
         t.join(5)
@@ -512,7 +533,7 @@ def test_fake_concurrent_mode_self_test(lmi_api):
         (0, results[1]),
         (0, "unknown"),
     ):  # answered out of order
-        conns[i].request("POST", PREFIX + "/runtime/invocation/%s/response" % rid, body=b"1")
+        conns[i].request("POST", INVOCATION_PREFIX + "%s/response" % rid, body=b"1")
         resp = conns[i].getresponse()
         resp.read()
         statuses.append(resp.status)

@@ -73,6 +73,9 @@ def test_handler_error(start_rie):
     out = _json(body, logs)
     _check_error(out, "ValueError", "went wrong", logs)
     assert any("app.py" in frame for frame in out.get("stackTrace", [])), out
+    # It starts in user code: the runtime's own frames (bootstrap.py, lambda_bootstrap/) are left out, frozen too.
+    assert "app.py" in out["stackTrace"][0], out
+    assert not any("bootstrap" in frame for frame in out["stackTrace"]), out
     # The runtime survives a handler error: the next invoke in the same runtime succeeds.
     status, body, _ = r.invoke(b'{"n": 2}', timeout=60)
     assert status == 200 and _json(body, r.logs()).get("ok") is True, (status, body, r.logs())

@@ -32,7 +32,7 @@ def _declared_trailers(req):
 def test_generator_is_streamed_with_the_documented_headers(fake_api, runtime, ours):
     proc = runtime("streaming.pieces", ours)
     rid, a = _stream(fake_api, proc, {"chunks": ["hello ", "wörld", "!"]}, invocation_id="inv-7")
-    assert a.kind == "response" and a.reply_status == 202, fake_api.describe()
+    assert a.kind == "response" and a.status == 202, fake_api.describe()
     assert a.chunked, "a streamed response must be chunked"
     assert a.headers.get("Lambda-Runtime-Function-Response-Mode") == "streaming"
     assert a.headers.get("Transfer-Encoding", "").lower() == "chunked"
@@ -84,7 +84,7 @@ def test_first_chunk_arrives_before_the_handler_produces_the_second(fake_api, ru
 def test_async_generator_is_streamed(fake_api, runtime, ours):
     proc = runtime("streaming.async_pieces", ours)
     _, a = _stream(fake_api, proc, {"chunks": ["x", "y", "z"], "sleep": 0.2})
-    assert a.body == b"xyz" and a.reply_status == 202
+    assert a.body == b"xyz" and a.status == 202
     gaps = [later.at - earlier.at for earlier, later in zip(a.chunks, a.chunks[1:])]
     assert len(gaps) == 2 and all(g >= 0.15 for g in gaps), gaps
 
@@ -108,6 +108,10 @@ def test_midstream_failure_goes_in_trailers_not_in_the_body(fake_api, runtime, o
     assert error["errorMessage"] == "mid-stream failure"
     assert error["requestId"] == rid
     assert any("fails_midstream" in line or "streaming.py" in line for line in error["stackTrace"]), error
+    # the runtime's own frames (bootstrap.py, lambda_bootstrap/streaming.py) are not the user's
+    assert not any("bootstrap.py" in line or "lambda_bootstrap" in line for line in error["stackTrace"]), (
+        error
+    )
     assert fake_api.answers_for(rid) == [a], "no /error may follow a stream that has begun"
     # logged like any invocation error, and the runtime takes the next event
     proc.wait_output("mid-stream failure", 5)
@@ -134,7 +138,7 @@ def test_a_midstream_error_always_fits_the_trailers(fake_api, runtime, ours, dep
     of it; the runtime goes on."""
     proc = runtime("streaming.fails_midstream_at_depth", ours)
     rid, a = _stream(fake_api, proc, {"depth": depth, "message_size": size})
-    assert not a.trailer_refused and a.reply_status == 202, (_trailer_section_bytes(a), proc.diag())
+    assert not a.trailer_refused and a.status == 202, (_trailer_section_bytes(a), proc.diag())
     assert _trailer_section_bytes(a) <= 4096
     assert a.trailers.get("Lambda-Runtime-Function-Error-Type") == "Function.ValueError"
     error = json.loads(base64.b64decode(a.trailers["Lambda-Runtime-Function-Error-Body"], validate=True))
@@ -148,7 +152,7 @@ def test_a_midstream_error_always_fits_the_trailers(fake_api, runtime, ours, dep
         assert len(error["stackTrace"]) <= 1, "the stack trace is cut before the message"
     proc.wait_output(full, 5)  # the log has the whole message
     _, b = _stream(fake_api, proc, {"depth": 1, "message_size": 5})  # the runtime lives on
-    assert b.reply_status == 202 and b.body == b"c0"
+    assert b.status == 202 and b.body == b"c0"
 
 
 def test_a_failure_after_the_last_chunk_does_not_end_the_process(fake_api, runtime, ours):
@@ -262,13 +266,13 @@ def test_a_first_chunk_that_is_not_bytes_or_str_is_a_marshal_error(fake_api, run
 def test_empty_chunks_do_not_end_the_body(fake_api, runtime, ours):
     proc = runtime("streaming.with_empty_chunks", ours)
     _, a = _stream(fake_api, proc, {})
-    assert a.body == b"ab" and a.reply_status == 202
+    assert a.body == b"ab" and a.status == 202
 
 
 def test_empty_generator_is_an_empty_stream(fake_api, runtime, ours):
     proc = runtime("streaming.empty_generator", ours)
     _, a = _stream(fake_api, proc, {})
-    assert a.chunked and a.body == b"" and a.reply_status == 202
+    assert a.chunked and a.body == b"" and a.status == 202
 
 
 def test_streaming_response_sets_the_content_type(fake_api, runtime, ours):
@@ -299,7 +303,7 @@ def test_stream_over_6_mb_is_not_refused(fake_api, runtime, ours):
     fake_api.keep_body_bytes = 64
     proc = runtime("streaming.big", ours)
     _, a = _stream(fake_api, proc, {"mib": 8}, timeout=30)
-    assert a.reply_status == 202 and a.size == 8 * MIB, a
+    assert a.status == 202 and a.size == 8 * MIB, a
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
@@ -310,13 +314,13 @@ def test_100_mb_stream_in_flat_memory(fake_api, runtime, ours):
     fake_api.keep_body_bytes = 4096  # the fake keeps sizes and a hash, not 100 MiB
     proc = runtime("streaming.big", ours)
     _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
-    assert small.reply_status == 202 and small.size == MIB
+    assert small.status == 202 and small.size == MIB
     after_small = proc_status_kib(proc.pid, "VmHWM")
     t0 = time.monotonic()
     _, a = _stream(fake_api, proc, {"mib": 100}, timeout=120)
     elapsed = time.monotonic() - t0
     after_big = proc_status_kib(proc.pid, "VmHWM")
-    assert a.reply_status == 202, a
+    assert a.status == 202, a
     assert a.size == 100 * MIB and len(a.chunks) == 100 and a.truncated
     expected = hashlib.sha256()
     for i in range(100):
@@ -333,10 +337,10 @@ def test_a_200_mib_chunk_is_sent_without_a_copy(fake_api, runtime, ours):
     fake_api.keep_body_bytes = 64
     proc = runtime("streaming.one_chunk", ours)
     _, small = _stream(fake_api, proc, {"mib": 1}, timeout=30)
-    assert small.reply_status == 202 and small.size == MIB
+    assert small.status == 202 and small.size == MIB
     before = proc_status_kib(proc.pid, "VmHWM")
     _, a = _stream(fake_api, proc, {"mib": 200}, timeout=120)
-    assert a.reply_status == 202 and a.size == 200 * MIB and len(a.chunks) == 1, a
+    assert a.status == 202 and a.size == 200 * MIB and len(a.chunks) == 1, a
     growth = (proc_status_kib(proc.pid, "VmHWM") - before) / 1024
     print("peak memory: %.0f MiB before, grew by %.0f MiB for one 200 MiB chunk" % (before / 1024, growth))
     assert growth < 260, "peak memory grew by %.0f MiB for one 200 MiB chunk: it was copied" % growth
@@ -431,14 +435,14 @@ def test_fake_records_chunk_times_and_can_drop_bodies_self_test(fake_api):
     reduced to its size, hash and head when keep_body_bytes is set."""
     import http.client
 
-    from fake_runtime_api import NEXT_PATH, PREFIX
+    from runtime_emulator import INVOCATION_PREFIX, NEXT_PATH
 
     fake_api.keep_body_bytes = 3
     rid = fake_api.push_event({})
     c = http.client.HTTPConnection("127.0.0.1", fake_api.port, timeout=5)
     c.request("GET", NEXT_PATH)
     c.getresponse().read()
-    c.putrequest("POST", PREFIX + "/runtime/invocation/%s/response" % rid)
+    c.putrequest("POST", INVOCATION_PREFIX + "%s/response" % rid)
     c.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
     c.putheader("Transfer-Encoding", "chunked")
     c.endheaders()

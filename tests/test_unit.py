@@ -1,4 +1,4 @@
-"""Unit tests of each part of bootstrap.py, in the order of its sections.
+"""Unit tests of each part of the runtime (bootstrap.py and lambda_bootstrap/), in the order of its sections.
 
 Where awslambdaric is installed (Python 3.10+), several tests compare a part of ours with the same part
 of the reference directly, so that "matches awslambdaric" is checked, not assumed.
@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import pathlib
+import re
 import sys
 import traceback
 from decimal import Decimal
@@ -21,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bootstrap
+from lambda_bootstrap import logs
 
 try:  # the reference needs Python 3.10+; on 3.9 only our own assertions run
     from awslambdaric import bootstrap as ric_bootstrap
@@ -40,6 +43,14 @@ def with_reference(test):
 
 
 # --- configuration -------------------------------------------------------------------------------
+
+
+def test_the_runtime_names_provided_al2023_only():
+    """provided.al2 is closed to new code: the runtime's text (its docstrings first) does not offer it."""
+    package = pathlib.Path(bootstrap.__file__).parent / "lambda_bootstrap"
+    assert "provided.al2023" in bootstrap.__doc__
+    for path in [pathlib.Path(bootstrap.__file__), *sorted(package.glob("*.py"))]:
+        assert re.findall(r"provided\.al2(?!023)", path.read_text()) == [], path
 
 
 def test_config_reads_handler_from_argv_before_env():
@@ -65,6 +76,28 @@ def test_config_log_format(raw, fmt):
     assert bootstrap.RuntimeConfig({"AWS_LAMBDA_LOG_FORMAT": raw}, ["b"]).log_format == fmt
 
 
+@pytest.mark.parametrize(
+    ("raw", "on"),
+    [
+        *[(None, False), ("", False), ("0", False), ("false", False), ("False", False), ("FALSE", False)],
+        *[("1", True), ("true", True), ("True", True), ("TRUE", True)],
+    ],
+)
+def test_config_graceful_shutdown_reads_1_true_0_false(raw, on):
+    environ = {} if raw is None else {"LAMBDA_GRACEFUL_SHUTDOWN": raw}
+    config = bootstrap.RuntimeConfig(environ, ["b"])
+    assert (config.graceful_shutdown, config.config_error) == (on, None)
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "2", "no", " 1"])
+def test_a_graceful_shutdown_value_that_is_not_a_boolean_is_a_clear_start_error(value, capsys):
+    environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "LAMBDA_GRACEFUL_SHUTDOWN": value}
+    assert bootstrap.main(["bootstrap"], environ) == 1
+    assert "LAMBDA_GRACEFUL_SHUTDOWN must be 1 or true (on), or 0 or false (off), not %r" % value in (
+        capsys.readouterr().err
+    )
+
+
 def test_prepare_process_puts_task_root_then_layers_first(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "path", ["/x", str(tmp_path)])
     environ = {"LAMBDA_TASK_ROOT": str(tmp_path), "_LAMBDA_TELEMETRY_LOG_FD": "3"}
@@ -82,11 +115,15 @@ def test_prepare_process_when_frozen_restores_what_the_bootloader_changed(monkey
         "PYTHONPATH": "/extra1:/extra2",
         "LD_LIBRARY_PATH": "/bundle/_internal:/var/lang/lib",
         "LD_LIBRARY_PATH_ORIG": "/var/lang/lib",
+        "_PYI_ARCHIVE_FILE": "/var/task/bootstrap",
+        "_PYI_PARENT_PROCESS_LEVEL": "0",
+        "PYI_OF_THE_USER": "kept",
     }
     bootstrap.prepare_process(bootstrap.RuntimeConfig(environ, ["b"]), environ)
     assert sys.path[:3] == ["/task", "/extra1", "/extra2"]
     assert environ["LD_LIBRARY_PATH"] == "/var/lang/lib"
     assert "LD_LIBRARY_PATH_ORIG" not in environ
+    assert [name for name in environ if "PYI" in name] == ["PYI_OF_THE_USER"]
     if os.path.exists("/etc/ssl/certs/ca-certificates.crt") or os.path.exists(
         "/etc/pki/tls/certs/ca-bundle.crt"
     ):
@@ -703,12 +740,12 @@ def test_text_formatter_ends_the_record_after_the_traceback():
 
 
 def test_request_id_filter_falls_back_to_the_current_invocation(monkeypatch):
-    monkeypatch.setitem(bootstrap._current, "request_id", "from-loop")
+    monkeypatch.setitem(logs._current, "request_id", "from-loop")
     record = make_record("m")
     context = __import__("contextvars").Context()
     context.run(bootstrap.RequestIdFilter().filter, record)
     assert record.aws_request_id == "from-loop"
-    context.run(bootstrap._request_id.set, "from-task")
+    context.run(logs._request_id.set, "from-task")
     context.run(bootstrap.RequestIdFilter().filter, record)
     assert record.aws_request_id == "from-task"
 
@@ -722,7 +759,9 @@ def test_flushing_stream_flushes_every_write():
     assert stream.encoding == "utf-8"
 
 
-@pytest.mark.parametrize("value", ["x", "0", "-2", "1.5"])
+@pytest.mark.parametrize(
+    "value", ["x", "0", "-2", "1.5", "\u00b2", "\u0661"]
+)  # superscript 2, Arabic-Indic 1
 def test_a_bad_max_concurrency_is_a_clear_start_error(value, capsys):
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "AWS_LAMBDA_MAX_CONCURRENCY": value}
     assert bootstrap.main(["bootstrap"], environ) == 1

@@ -8,6 +8,13 @@ import time
 logger = logging.getLogger("lmi")
 _served = 0  # per process: each worker counts its own events
 
+if os.environ.get("LMI_FAIL_SECOND_IMPORT"):
+    # Every worker imports this module: the first creates the file, any later one fails to import.
+    try:
+        os.close(os.open(os.environ["LMI_FAIL_SECOND_IMPORT"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise ValueError("second import fails") from None
+
 
 def work(event, context):
     """{"sleep": s, "exit": code, "sys_exit": arg, "raise": msg, "say": text}; returns who served the event."""

@@ -269,6 +269,20 @@ def environ_get(event, context):
     }
 
 
+def pyinstaller_environ(event, context):
+    """The variables PyInstaller's bootloader sets (_PYI_*, _MEI*), as the handler and a child process see
+    them."""
+    import subprocess
+
+    child = subprocess.run(
+        ["/usr/bin/env"], stdout=subprocess.PIPE, text=True, check=True
+    ).stdout.splitlines()
+    return {
+        "handler": sorted(k for k in os.environ if k.startswith(("_PYI_", "_MEI"))),
+        "child": sorted(line.split("=", 1)[0] for line in child if line.startswith(("_PYI_", "_MEI"))),
+    }
+
+
 def syspath_clear(event, context):
     sys.path[:] = []
     return "sys.path cleared"

@@ -48,7 +48,18 @@ def xml():
             <xsl:value-of select="."/></xsl:for-each></o></xsl:template></xsl:stylesheet>"""
         )
     )
-    return {"xpath": doc.xpath("sum(//i/@n)"), "xslt": str(sort(doc)).split("?>")[-1].strip()}
+    # Declared encodings: lxml's own iconv converts them, not the bundled C library's.
+    legacy = {
+        name: lxml.etree.fromstring(
+            ('<?xml version="1.0" encoding="%s"?><t>%s</t>' % (name, text)).encode(name)
+        ).text
+        for name, text in (("windows-1252", "caf\u00e9 \u20ac"), ("Shift_JIS", "\u65e5\u672c\u8a9e"))
+    }
+    return {
+        "xpath": doc.xpath("sum(//i/@n)"),
+        "xslt": str(sort(doc)).split("?>")[-1].strip(),
+        "legacy": legacy,
+    }
 
 
 def database():
