@@ -201,7 +201,7 @@ INVENTORY="$OUT/inventory.json"
 "$PY" "$REPO_ROOT/scripts/host_paths.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" --prefix "$PREFIX" ||
     die "could not take the build machine's paths out of the bundle (see above)"
 # After strip and host_paths, which can make two files differ or agree.
-"$PY" "$REPO_ROOT/scripts/dedup_bundle.py" --bundle "$OUT/bundle" ||
+"$PY" "$REPO_ROOT/scripts/dedup_bundle.py" --bundle "$OUT/bundle" --inventory "$INVENTORY" ||
     die "could not link the bundle's duplicate files (see above)"
 "$PY" "$REPO_ROOT/scripts/notices.py" --bundle "$OUT/bundle" --deps "$DEPS" --inventory "$INVENTORY" ||
     die "could not write the licence notices (see above)"

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPAT = REPO / "tests" / "compat"
 sys.path.insert(0, str(REPO / "scripts"))
 import dedup_bundle  # noqa: E402
+import inventory as inv  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.build, pytest.mark.timeout(1200)]
 
@@ -209,7 +210,7 @@ def test_arrow_parquet_round_trip(compat):
 @pytest.mark.parametrize("name", ["data", "web", "io", "arrow"])
 def test_every_file_ships_once(compat, name):
     result = compat(name)
-    assert dedup_bundle.identical_files(bundle_of(result)) == []
+    assert dedup_bundle.identical_files(inv.make(bundle_of(result))) == []
     if name == "data":
         # numpy's OpenBLAS sits in numpy.libs/, where auditwheel's RPATH points, with a link at the top.
         (openblas,) = (bundle_of(result) / "_internal" / "numpy.libs").glob("libscipy_openblas64_*.so")

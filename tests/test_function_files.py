@@ -3,8 +3,9 @@
 * The function's own files are at /var/task with the folders and names they had (scripts/function_files.py):
   a handler opens a data file relative to the working directory, through a variable naming /var/task, from
   LAMBDA_TASK_ROOT, and beside its module's ``__file__``, in the Lambda-like root.
-* No two files of a bundle hold the same bytes (scripts/dedup_bundle.py; a venv for the requirements so that
-  PyInstaller keeps a wheel's libraries beside its package).
+* No two files of a bundle hold the same bytes (scripts/dedup_bundle.py, from the build's inventory; a venv for
+  the requirements so that PyInstaller keeps a wheel's libraries beside its package), and the inventory the
+  later stages read is the bundle as shipped: links as links, the function's files of origin "function".
 * Requirements install from wheels only, unless ``--allow-sdist``.
 
 One build (``--allow-sdist``, a requirement published only as a source distribution) serves the tests that
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import dedup_bundle  # noqa: E402
 import function_files  # noqa: E402
+import inventory as inv  # noqa: E402
 
 SDIST_NAME = "lambda-bootstrap-sdist-only-x7q"
 
@@ -197,7 +199,39 @@ def test_the_zip_holds_the_functions_files_once_with_their_names(built):
 def test_no_two_files_of_the_bundle_are_identical(built):
     bundle = built.parent.parent / "work" / "native-x86_64" / "bundle"
     assert (bundle / "bootstrap").is_file()
-    assert dedup_bundle.identical_files(bundle) == []
+    assert dedup_bundle.identical_files(inv.make(bundle)) == []
+
+
+def facts(inventory: inv.Inventory) -> dict:
+    return {e["path"]: e.get("link") or (e["size"], e["sha256"]) for e in inventory.files}
+
+
+@pytest.mark.slow
+@pytest.mark.build
+@pytest.mark.timeout(1200)
+def test_the_inventory_is_the_bundle_as_shipped(built, function):
+    out = built.parent.parent / "work" / "native-x86_64"
+    recorded = inv.Inventory.load(out / "inventory.json")
+    # What strip, host_paths and dedup changed is recorded: a fresh look at the bundle finds the same.
+    assert facts(recorded) == facts(inv.make(out / "bundle"))
+    origins = {e["path"]: e.get("origin") or {} for e in recorded.files}
+    (app_pyc,) = (out / "bundle" / "__pycache__").glob("app.*.pyc")
+    tag = app_pyc.name.split(".")[1]  # the frozen Python's, not this one's
+    for path, source in [
+        ("app.py", "app.py"),
+        ("ca.pem", "ca.pem"),
+        ("templates/hello.txt", "templates/hello.txt"),
+        ("pkg/res/x.txt", "pkg/res/x.txt"),
+        ("__pycache__/app.%s.pyc" % tag, "app.py"),  # by the source hash its header holds
+        ("pkg/__pycache__/__init__.%s.pyc" % tag, "pkg/__init__.py"),
+    ]:
+        assert (origins[path].get("kind"), origins[path].get("file")) == ("function", source), path
+    assert not [p for p, o in origins.items() if p.startswith("_internal/") and o.get("kind") == "function"]
+    summary = (out / "build-summary.txt").read_text()
+    own = len([p for p, o in origins.items() if o.get("kind") == "function"])
+    assert "  function:  %d files, " % own in summary and " at /var/task as in its folder" in summary
+    notices = (out / "bundle" / "THIRD-PARTY-NOTICES.txt").read_text()
+    assert "ca.pem" not in notices and "app.py" not in notices  # the function's own: not third-party
 
 
 @pytest.mark.slow
@@ -262,7 +296,7 @@ def test_a_source_that_does_not_compile_ships_with_a_warning(tmp_path):
     assert (bundle / "py2_tool.py").is_file() and (bundle / "app.py").is_file()
 
 
-def test_identical_files_become_links_to_one_copy(tmp_path):
+def test_identical_files_become_links_to_one_copy(tmp_path, monkeypatch):
     bundle = tmp_path / "bundle"
     (bundle / "_internal" / "pyarrow").mkdir(parents=True)
     library = os.urandom(4096)
@@ -271,17 +305,61 @@ def test_identical_files_become_links_to_one_copy(tmp_path):
     (bundle / "_internal" / "other.so").write_bytes(library[:-1] + b"x")  # same size, other bytes
     (bundle / "_internal" / "a.typed").write_bytes(b"")
     (bundle / "_internal" / "b.typed").write_bytes(b"")
-    (group,) = dedup_bundle.identical_files(bundle)
-    assert [p.name for p in group] == [
-        "libarrow_python.so",
-        "libarrow_python.so.2600",
-        "libarrow_python.so.2600.1.0",
+    (bundle / "_internal" / "tool").write_bytes(library)
+    (bundle / "_internal" / "tool").chmod(0o755)  # the same bytes, but a link would lose its x bit
+    inventory = inv.make(bundle)
+    (group,) = dedup_bundle.identical_files(inventory)
+    assert group == [
+        "_internal/pyarrow/libarrow_python.so",
+        "_internal/pyarrow/libarrow_python.so.2600",
+        "_internal/pyarrow/libarrow_python.so.2600.1.0",
     ]
-    assert dedup_bundle.link_duplicates(bundle) == (2, 2 * 4096)
+
+    def read_again(path):
+        raise AssertionError("dedup_bundle read %s again: the inventory has its checksum" % path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_bytes", read_again)
+        assert dedup_bundle.link_duplicates(bundle, inventory) == (2, 2 * 4096)
     pyarrow = bundle / "_internal" / "pyarrow"
     assert not (pyarrow / "libarrow_python.so").is_symlink()
     for name in ("libarrow_python.so.2600", "libarrow_python.so.2600.1.0"):
         assert os.readlink(pyarrow / name) == "libarrow_python.so"
         assert (pyarrow / name).read_bytes() == library
-    assert dedup_bundle.identical_files(bundle) == []
+        # The inventory says so: the notices, the glibc report and the summary see a link, not a copy.
+        assert inventory.by_path("_internal/pyarrow/" + name) == {
+            "path": "_internal/pyarrow/" + name,
+            "link": "libarrow_python.so",
+        }
+    assert facts(inventory) == facts(inv.make(bundle))
+    assert dedup_bundle.identical_files(inventory) == []
     assert not (bundle / "_internal" / "b.typed").is_symlink()  # empty: nothing to share
+    assert not (bundle / "_internal" / "tool").is_symlink()
+
+
+def test_the_inventory_finds_the_functions_files_at_the_top_only(tmp_path):
+    fn = tmp_path / "fn"
+    (fn / "pkg").mkdir(parents=True)
+    (fn / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (fn / "pkg" / "__init__.py").write_bytes(b"")
+    (fn / "rates.csv").write_text("a,1\n")
+    bundle = tmp_path / "bundle"
+    (bundle / "_internal" / "somepkg").mkdir(parents=True)
+    (bundle / "_internal" / "wheel.libs").mkdir()
+    function_files.install(fn, bundle, "/var/task")
+    (bundle / "_internal" / "somepkg" / "py.typed").write_bytes(b"")  # a wheel's: as empty as pkg/__init__.py
+    (bundle / "_internal" / "somepkg" / "rates.csv").write_text("a,1\n")
+    (bundle / "_internal" / "libs").symlink_to("wheel.libs")  # a link to a folder
+    found = {e["path"]: e for e in inv.make(bundle, function=fn).files}
+    tag = sys.implementation.cache_tag
+    for path, source in [
+        ("app.py", "app.py"),
+        ("rates.csv", "rates.csv"),
+        ("pkg/__init__.py", "pkg/__init__.py"),
+        ("__pycache__/app.%s.pyc" % tag, "app.py"),
+    ]:
+        assert found[path]["origin"]["kind"] == "function", path
+        assert found[path]["origin"]["file"] == source, path
+    for path in ("_internal/somepkg/py.typed", "_internal/somepkg/rates.csv"):
+        assert (found[path].get("origin") or {}).get("kind") != "function", path
+    assert found["_internal/libs"] == {"path": "_internal/libs", "link": "wheel.libs"}
