@@ -42,7 +42,8 @@ Options:
                     app, as _HANDLER=main:app) the check loads and the zip records for ./smoke.sh.
                     Default: the one a template.yaml beside FUNCTION_DIR names, else the folder's one
                     obvious handler (lambda_function.lambda_handler, say); when in doubt, one is
-                    assumed, said, and every module of the folder is imported too
+                    assumed, said, and every module of the folder is imported too. With --deps-only,
+                    function.zip records it for ./smoke.sh --task function.zip --opt LAYER.zip
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
   --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or
@@ -328,8 +329,10 @@ if [[ $RUNTIME_ONLY == 0 && -z "$HANDLER" ]]; then
 fi
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
 if [[ $DEPS_ONLY == 1 ]]; then
+    # Lambda ignores a zip's comment: it records the handler for ./smoke.sh (nothing is checked here).
+    "$PYRUN" "$REPO_ROOT/scripts/function_handler.py" record "$OUT/function.zip" "$HANDLER"
     cp "$OUT/function.zip" "$DIST/$ZIP_NAME"
-    log "wrote $DIST/$ZIP_NAME: ship it as the code of a function on a layer built by ./build.sh --runtime-only with the same Python"
+    log "wrote $DIST/$ZIP_NAME (it records its handler, $HANDLER, in its comment; set the same on the function): ship it as the code of a function on a layer built by ./build.sh --runtime-only with the same Python, and try them together with ./smoke.sh --task $DIST/$ZIP_NAME --opt LAYER.zip"
     exit 0
 fi
 if [[ $RUNTIME_ONLY == 0 ]]; then

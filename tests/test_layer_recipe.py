@@ -20,6 +20,8 @@ import pytest
 from test_function_files import run_build
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from function_handler import recorded_handler  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.build, pytest.mark.timeout(1500)]
 
@@ -112,6 +114,9 @@ def test_deps_only_ships_bytecode_for_the_layers_python(recipe):
     assert int.from_bytes(pyc[4:8], "little") == 0b11  # hash-based: the zip's fixed timestamps do not matter
     assert [n for n in names if re.match(r"orjson/orjson\.cpython-3\d+-x86_64-linux-gnu\.so$", n)], names
     assert "requirements.txt" not in names and "bootstrap" not in names
+    # The handler the build found, for ./smoke.sh --task function.zip --opt LAYER.zip (Lambda ignores it).
+    assert recorded_handler(recipe["function"]) == "app.handler"
+    assert "it records its handler, app.handler, in its comment" in recipe["deps_log"]
 
 
 def test_requirements_for_another_python_fail_on_the_layer(recipe):
