@@ -64,6 +64,7 @@ from lambda_bootstrap.managed_instances import (
     exit_status,
     reap,
     run_workers,
+    send_output_to,
     worker_main,
 )
 from lambda_bootstrap.marshal import decode_event, encode_result, to_json
@@ -141,6 +142,8 @@ class RuntimeConfig:
             self.config_error = (
                 "AWS_LAMBDA_MAX_CONCURRENCY must be a whole number of workers, not %r" % concurrency
             )
+        if self.max_concurrency == 1:  # one process, not a pool of one (cargo-lambda always sets 1)
+            self.max_concurrency = None
         self.log_socket = environ.get("_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
         self.frozen = bool(getattr(sys, "frozen", False))
 
@@ -518,6 +521,8 @@ def main(argv=None, environ=None):
         return run_extension(config, argv[2], argv[3], load_handler)
     if config.max_concurrency is not None:
         return run_workers(config, config.max_concurrency, serve)
+    if config.log_socket:
+        send_output_to(config.log_socket)
     return serve(config)
 
 

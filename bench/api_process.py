@@ -6,6 +6,8 @@ Lambda sandbox) and steers it with JSON lines on its stdin; each gets one JSON l
 * ``{"op": "session", "events": [[kind, count], ...]}``: a fresh emulator on the same port (a /next parked
   by the previous, killed runtime goes with the old one), then these events;
 * ``{"op": "enqueue", "events": [[kind, count], ...]}``: more events;
+* ``{"op": "define", "kind": kind, "body": text}``: an event kind of the caller's own (its body as UTF-8),
+  beside the built-in "small" and "big";
 * ``{"op": "idle", "timeout": S}``: wait until every event was answered and the runtime waits in /next
   again (or it posted an init error); returns the session's records;
 * ``{"op": "quit"}``.
@@ -126,6 +128,9 @@ def serve(port: int) -> int:
         elif op == "enqueue":
             session.add(command["events"])
             answer = {}
+        elif op == "define":
+            EVENTS[command["kind"]] = command["body"].encode()
+            answer = {}
         elif op == "idle":
             answer = session.idle(float(command["timeout"]))
         elif op == "quit":
@@ -162,6 +167,9 @@ class ApiProcess:
 
     def enqueue(self, events: List[list]) -> None:
         self.call("enqueue", events=events)
+
+    def define(self, kind: str, body: str) -> None:
+        self.call("define", kind=kind, body=body)
 
     def idle(self, timeout: float) -> Dict[str, Any]:
         return self.call("idle", timeout=timeout)

@@ -2,7 +2,8 @@
 
 - Cold init: spawn to the first /next, and to the first answer (a Function URL GET /hello), in pairs that
   alternate which runtime goes first; medians and the ratio ours / Mangum.
-- Warm: Function URL GET /hello requests back to back (requests/s), through bench/fakeapi.py.
+- Warm: Function URL GET /hello requests back to back (requests/s), through the Runtime API emulator in a
+  process of its own (bench/api_process.py, as bench.py runs it).
 - Work after the response (a BackgroundTasks job of 200 ms): how long the caller waits for the answer.
 - Streaming: a route that sends 5 chunks 100 ms apart; the time to the first byte against the time to the
   whole body (ours with LAMBDA_INVOKE_MODE=RESPONSE_STREAM; Mangum buffers, so both are the whole body).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,9 +26,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path[:0] = [str(BENCH), str(ROOT / "tests"), str(ROOT / "tests" / "web_apps")]
+sys.path[:0] = [str(BENCH), str(ROOT / "scripts"), str(ROOT / "tests" / "web_apps")]
 from events import make_event  # noqa: E402
-from fake_runtime_api import FakeRuntimeAPI  # noqa: E402
+from runtime_emulator import RuntimeEmulator  # noqa: E402
 
 import bench as core  # noqa: E402  (bench/ is not a package)
 
@@ -75,12 +75,12 @@ def task_root(tmp: Path) -> Path:
     root.mkdir()
     (root / "hello_app.py").write_text(APP)
     (root / "mangum_app.py").write_text(MANGUM_HANDLER)
-    events = tmp / "events"
-    events.mkdir()
-    (events / "hello.json").write_text(json.dumps(make_event("url", path="/hello")))
-    (events / "bg.json").write_text(json.dumps(make_event("url", "POST", "/background")))
-    os.environ["FAKEAPI_EVENTS_DIR"] = str(events)  # read by bench/fakeapi.py, started below
     return root
+
+
+def define_events(api) -> None:
+    api.define("hello", json.dumps(make_event("url", path="/hello")))
+    api.define("bg", json.dumps(make_event("url", "POST", "/background")))
 
 
 def spawn(side: str, address: str, root: Path, tmp: Path, extra=None) -> subprocess.Popen:
@@ -126,16 +126,16 @@ def cold_and_warm(api, side, root, tmp, requests):
 def first_byte(side, root, tmp, reps):
     """Seconds from the event to the first body byte and to the whole body, medians over `reps`."""
     firsts, wholes = [], []
-    with FakeRuntimeAPI() as api:
+    with RuntimeEmulator() as api:
         proc = spawn(side, api.address, root, tmp, {"LAMBDA_INVOKE_MODE": "RESPONSE_STREAM"})
         try:
             for _ in range(reps + 1):  # the first one warms up
-                api.wait_for(lambda a: a.waiting_next > 0, timeout=60)
+                api.wait_for(lambda: api.waiting_next > 0, timeout=60)
                 t0, t0_wall = time.monotonic(), time.time()
                 rid = api.push_event(make_event("url", path="/stream"))
                 answer = api.wait_answer(rid, timeout=30)
-                if answer.chunked:  # chunk 0 is the prelude
-                    first, whole = answer.chunks[1].at - t0, answer.chunks[-1].at - t0
+                if answer.chunked:  # chunks 0 and 1 are the prelude and its NULs
+                    first, whole = answer.chunks[2].at - t0, answer.chunks[-1].at - t0
                 else:  # buffered: the body arrives whole (recorded in wall-clock time)
                     first = whole = answer.received_at - t0_wall
                 firsts.append(first)
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmpdir:
         tmp = Path(tmpdir)
         root = task_root(tmp)
-        api = core.FakeApi()
+        api = core.ApiProcess()
+        define_events(api)
         runs = {side: [] for side in SIDES}
         try:
             for i in range(args.pairs):

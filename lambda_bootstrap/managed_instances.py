@@ -124,14 +124,7 @@ def worker_main(config, serve):
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked by the parent around the fork
     try:
         if config.log_socket:
-            import socket
-
-            for fd in (1, 2):
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(config.log_socket)
-                os.dup2(sock.fileno(), fd)
-                sock.close()
-            logs.LOG_SINK.write_to(logs.own_stdout())  # its copy of fd 1 was made before the fork
+            send_output_to(config.log_socket)
         return serve(config)
     except SystemExit as exc:
         return exit_status(exc)
@@ -142,6 +135,18 @@ def worker_main(config, serve):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+
+
+def send_output_to(log_socket):
+    """stdout and stderr to the platform's log socket (Managed Instances): a connection each."""
+    import socket
+
+    for fd in (1, 2):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(log_socket)
+        os.dup2(sock.fileno(), fd)
+        sock.close()
+    logs.LOG_SINK.write_to(logs.own_stdout())  # its copy of fd 1 was made before
 
 
 def exit_status(exc):

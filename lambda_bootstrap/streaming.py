@@ -25,7 +25,8 @@ class StreamingResponse:
         self.content_type = content_type
 
     def prelude(self):
-        return b""
+        """What goes before the body, each piece an HTTP chunk of its own."""
+        return ()
 
 
 class HttpStreamingResponse(StreamingResponse):
@@ -36,7 +37,9 @@ class HttpStreamingResponse(StreamingResponse):
         self.metadata = {"statusCode": status_code, "headers": headers or {}, "cookies": cookies or []}
 
     def prelude(self):
-        return json.dumps(self.metadata).encode() + b"\0" * 8  # eight NULs end the prelude
+        # Eight NULs end the prelude. Lambda reads the byte stream, where chunk boundaries mean nothing;
+        # cargo-lambda reads the JSON from a chunk of its own and drops the next one as the separator.
+        return json.dumps(self.metadata).encode(), b"\0" * 8
 
 
 class OutgoingStream:
@@ -52,7 +55,8 @@ class OutgoingStream:
             iterator = iter(iterator)
         self._iterator = iterator
         self._taken = 0  # chunks the handler has yielded, for the error that names one
-        self._first = response.prelude() + self._next_chunk(b"")
+        self._prelude = response.prelude()
+        self._first = self._next_chunk(b"")
 
     def _next_chunk(self, end):
         iterator = self._iterator
@@ -75,7 +79,10 @@ class OutgoingStream:
         )
 
     def __iter__(self):
-        yield self._first
+        """The HTTP chunks to post: the prelude's pieces, then the body's chunks as they are produced."""
+        yield from self._prelude
+        if self._first:
+            yield self._first
         while True:
             try:
                 chunk = self._next_chunk(None)

@@ -662,7 +662,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body,
             request_id=request_id,
             source_ip=self.client_address[0],
-            domain="%s:%d" % self.server.server_address[:2],
         )
         invocation, mark = invocations.start(json.dumps(event).encode())
         what = "%s %s" % (self.command, self.path)
@@ -726,8 +725,8 @@ class Reloader:
     """Starts a new execution environment (an emulator and its runtime) for the function as it is, at
     start and after each save: a new venv first when requirements.txt changed, a new zip first with
     --frozen. The new runtime initialises while the old one still serves; then the invocations move
-    over, and the old one is stopped. (Each environment has an emulator of its own, so that nothing of
-    the old runtime, such as its pending /next, can take an event meant for the new one.)"""
+    over, and the old one is stopped. (Each environment has an emulator of its own: one emulator holds one
+    runtime, and the new one initialises while the old one still serves.)"""
 
     def __init__(self, settings: Settings, runtime: Runtime, invocations: Invocations):
         self.settings = settings
@@ -830,8 +829,9 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
     function_dir = Path(args.function_dir).resolve()
     if not function_dir.is_dir():
         raise DevError("%s is not a folder: give the folder of your function's code" % args.function_dir)
-    module = args.handler.rpartition(".")[0].replace(".", "/")
-    if "." not in args.handler or not (
+    module, colon, _ = args.handler.partition(":")  # module:app, a web app; else module.function
+    module = (module if colon else module.rpartition(".")[0]).replace(".", "/")
+    if not module or not (
         (function_dir / (module + ".py")).is_file() or (function_dir / module / "__init__.py").is_file()
     ):
         say("warning: no %s.py in %s for --handler %s" % (module, function_dir, args.handler))

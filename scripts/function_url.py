@@ -28,6 +28,9 @@ HTTP_INTEGRATION_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_END = b"\0" * 8
 # API Gateway wants the prelude within the first 16 KB of a stream; a function URL is no kinder.
 MAX_PRELUDE_BYTES = 16 * 1024
+# A function URL's own domain, as Lambda names it in the event (the Host header keeps the local address).
+# Web adapters tell a function URL, which can stream, from an HTTP API, which cannot, by ".lambda-url.".
+LOCAL_URL_DOMAIN = "local.lambda-url.us-east-1.on.aws"
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 _TEXT_SUFFIXES = ("+json", "+xml")
 
@@ -61,7 +64,7 @@ def request_event(
     *,
     request_id: str,
     source_ip: str = "127.0.0.1",
-    domain: str = "localhost",
+    domain: str = LOCAL_URL_DOMAIN,
     now: Optional[float] = None,
 ) -> dict:
     """The payload-v2 event Lambda gives a function for this request (``target``: path and query)."""

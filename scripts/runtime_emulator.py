@@ -85,7 +85,8 @@ Runtime side: the rules (RAPID's, classic and Managed Instances)
 - The function timeout: no answer by the deadline gives ``Sandbox.Timedout``; the runtime is then stopped
   and started again (with a launcher; classic mode). A late answer for that event gets 410 ``InvokeTimeout``
   (``enforce_deadline`` applies the same to events queued with ``push_event``).
-- A runtime that exits leaves its event answered ``Runtime.ExitError``, worded as the RIE does.
+- A runtime that exits, or is stopped, leaves its event answered ``Runtime.ExitError``, worded as the RIE
+  does. A ``/next`` whose connection is closed (its runtime stopped while it waited) gets no event.
 - Extensions API ``/2020-01-01/extension``: ``register`` (name header required, ``Lambda-Extension-
   Identifier`` uuid back, registration closed after init), ``event/next`` (blocking; INVOKE for every
   event served, SHUTDOWN at shutdown), ``init/error``, ``exit/error``; init ends only when every
@@ -647,6 +648,10 @@ class RuntimeEmulator:
                 while handle.poll() is None and time.monotonic() < end:
                     time.sleep(POLL_S / 5)
             handle.kill()
+            code = handle.poll()
+            with self._cond:  # what it held will not be answered now (a timed-out one is settled already)
+                held = [inv for inv in self._in_flight.values() if inv.caller]
+                self._end_with_runtime(held, -signal.SIGKILL if code is None else code)
 
     def restart_runtime(self, reason: str = "spindown") -> Any:
         self.stop_runtime(reason)
@@ -712,23 +717,27 @@ class RuntimeEmulator:
                 self._init_state = "exited"
             waiting = [inv for inv in self._in_flight.values() if inv.caller]
             waiting += [inv for inv in self._queue if inv.caller] if self._init_state != "ready" else []
-            if code < 0:  # as Go's os/exec words it
-                message = "Runtime exited with error: signal: %s" % signal.strsignal(-code).lower()
-            elif code:
-                message = "Runtime exited with error: exit status %d" % code
-            else:
-                message = "Runtime exited without providing a reason"
-            for inv in waiting:
-                if self.init_error is not None:
-                    self._give_init_error(inv)
-                else:
-                    body = platform_error("Runtime.ExitError", inv, message)
-                    inv._finish("exited", error_type="Runtime.ExitError", body=body)
-                self._discard(inv)
-            self._cond.notify_all()
+            self._end_with_runtime(waiting, code)
             queued = any(inv.caller for inv in self._queue)
         if queued and self.launcher is not None:  # invokes still wait: a new execution environment
             self.start_runtime()
+
+    def _end_with_runtime(self, invocations: List[Invocation], code: int) -> None:
+        """The runtime these invocations waited for exited with ``code`` (called with the lock held)."""
+        if code < 0:  # as Go's os/exec words it
+            message = "Runtime exited with error: signal: %s" % signal.strsignal(-code).lower()
+        elif code:
+            message = "Runtime exited with error: exit status %d" % code
+        else:
+            message = "Runtime exited without providing a reason"
+        for inv in invocations:
+            if self.init_error is not None:
+                self._give_init_error(inv)
+            else:
+                body = platform_error("Runtime.ExitError", inv, message)
+                inv._finish("exited", error_type="Runtime.ExitError", body=body)
+            self._discard(inv)
+        self._cond.notify_all()
 
     def _give_init_error(self, inv: Invocation) -> None:
         inv._finish("init_error", error_type=self._init_error_type, body=self._init_error_body)
@@ -1076,7 +1085,8 @@ class RuntimeEmulator:
             since = time.monotonic()
             try:
                 while True:
-                    if self._stopping:
+                    # A runtime stopped while parked here left this request behind: no event goes to it.
+                    if self._stopping or _peer_gone(conn):
                         return False
                     if self._next_faults:
                         fault: Optional[Fault] = self._next_faults.popleft()
@@ -1716,6 +1726,16 @@ def _send(conn: socket.socket, status: int, body: bytes, headers: Sequence[Tuple
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers = [*headers, ("Content-Type", "application/json")]
     conn.sendall(_head(status, headers, len(body)) + body)
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """The client closed or reset its side: nobody would read what is sent."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:  # open, nothing sent: a client waiting for its answer
+        return False
+    except OSError:
+        return True
 
 
 def _send_event(conn: socket.socket, inv: Invocation) -> None:

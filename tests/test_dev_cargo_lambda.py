@@ -13,7 +13,7 @@ tag v1.9.2, and shown by the first test with a hand-made runtime):
   because cargo-lambda drops the request body it was still reading. Body bytes in the NULs' chunk are
   lost. Chunk boundaries carry no meaning in HTTP/1.1 (a proxy may re-chunk them), and Lambda reads the
   prelude from the byte stream; aws-lambda-rust-runtime happens to write the prelude and the NULs as two
-  frames, which is why cargo-lambda works with it.
+  frames, which is why cargo-lambda works with it. Our runtime sends them so too (the same bytes).
 - A buffered function URL answer must hold ``isBase64Encoded`` and ``cookies`` (its serde struct has no
   defaults for them); Lambda treats both as optional.
 - Its ``Lambda-Runtime-Deadline-Ms`` is ``600000``, a duration, where Lambda gives an epoch time in ms.
@@ -190,6 +190,7 @@ def our_runtime(cargo_lambda, tmp_path):
         "AWS_LAMBDA_FUNCTION_VERSION": "1",
         "_HANDLER": "app.handler",
         "LAMBDA_TASK_ROOT": str(function),
+        "AWS_LAMBDA_MAX_CONCURRENCY": "1",  # as cargo-lambda sets it for the functions it runs
     }
     log = tmp_path / "runtime.log"
     with open(log, "wb") as out:
@@ -213,12 +214,6 @@ def test_our_runtime_answers_a_buffered_function_url_request_through_cargo_lambd
     assert (status, body, headers.get("x-path")) == (200, b"buffered", "/buffered"), our_runtime()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cargo-lambda 1.9.2 wants the prelude and the NULs in HTTP chunks of their own "
-    "(test_cargo_lambda_reads_the_prelude_only_from_a_chunk_of_its_own); the runtime sends the prelude, "
-    "the NULs and the first body bytes in one chunk, which Lambda reads as the same bytes",
-)
 def test_our_runtime_streams_a_function_url_answer_through_cargo_lambda(cargo_lambda, our_runtime):
     results: list = []
     call(cargo_lambda.port, "/lambda-url/_/stream", results)

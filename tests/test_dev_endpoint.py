@@ -92,6 +92,37 @@ def curl_pieces(argv):
             proc.wait()
 
 
+WEB_APPS = Path(__file__).parent / "web_apps"
+# A FastAPI app with nothing Lambda-specific: server-sent events in lockstep (event i+1 goes once the
+# client has event i), as the test function's "lockstep" does.
+SSE_APP = """
+import asyncio, os
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+app = FastAPI()
+
+
+async def released(folder, i, patience=5.0):
+    for _ in range(int(patience / 0.01)):
+        if os.path.exists(os.path.join(folder, "go-%d" % i)):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+@app.get("/events")
+async def events(dir: str):
+    async def stream():
+        for i in range(3):
+            unasked = i and not await released(dir, i)
+            yield "data: chunk %d%s\\n\\n" % (i, " sent unasked" if unasked else "")
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"x-from": "fastapi"})
+"""
+
+
 # --- function URLs -----------------------------------------------------------------------------------------
 
 
@@ -128,6 +159,50 @@ def test_a_stream_that_fails_midway_is_cut_short_for_curl(serve):
     assert result.stdout == b"chunk 0\nchunk 1\n"
     assert result.returncode == 18, result.stderr
     assert re.search(r"GET /stream-fail -> error Function\.ValueError", server.output())
+
+
+def test_a_web_app_streams_to_curl_and_to_boto3(serve, tmp_path):
+    """_HANDLER=module:app with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: a FastAPI app's server-sent events reach
+    curl (function URL) and boto3's invoke_with_response_stream (prelude, NULs, then the events) one by one:
+    each is sent only once the client has the one before."""
+    sys.path.insert(0, str(WEB_APPS))
+    from events import make_event
+
+    app_dir = tmp_path / "sse"
+    app_dir.mkdir()
+    (app_dir / "main.py").write_text(SSE_APP)
+    shutil.copy(WEB_APPS / "fastapi_sse" / "requirements.txt", app_dir)
+    server = serve("--handler", "main:app", "--env", "LAMBDA_INVOKE_MODE=RESPONSE_STREAM", folder=app_dir)
+    assert "warning" not in server.output(), server.output()
+    expected = "data: chunk 0\n\ndata: chunk 1\n\ndata: chunk 2\n\n"
+
+    (tmp_path / "curl").mkdir()
+    url = "%s/events?dir=%s" % (server.url, tmp_path / "curl")
+    text = release_chunks(curl_pieces([CURL, "-sS", "-N", "-i", url]), tmp_path / "curl").decode()
+    head, _, body = text.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200"), (text, server.output())
+    assert re.search(r"^content-type: text/event-stream", head, re.MULTILINE | re.IGNORECASE), head
+    assert re.search(r"^x-from: fastapi\r?$", head, re.MULTILINE | re.IGNORECASE), head
+    assert body == expected
+
+    (tmp_path / "boto3").mkdir()
+    event = make_event("url", path="/events", query=[("dir", str(tmp_path / "boto3"))])
+    answer = lambda_client(server).invoke_with_response_stream(
+        FunctionName="function", Payload=json.dumps(event).encode()
+    )
+    events = []
+
+    def payloads():
+        for item in answer["EventStream"]:
+            events.append(item)
+            yield item.get("PayloadChunk", {}).get("Payload", b"")
+
+    metadata, nuls, body = release_chunks(payloads(), tmp_path / "boto3").partition(b"\0" * 8)
+    assert nuls and json.loads(metadata)["statusCode"] == 200
+    assert body == expected.encode()
+    assert events[-1] == {"InvokeComplete": {}}
+    pieces = [e["PayloadChunk"]["Payload"] for e in events[:-1]]
+    assert pieces[-3:] == [b"data: chunk %d\n\n" % i for i in range(3)], pieces
 
 
 def test_function_url_event_and_buffered_answer(serve):
@@ -345,7 +420,9 @@ def test_concurrency_runs_managed_instances_workers(serve, tmp_path):
     result = json.loads(client.invoke(FunctionName="f", Payload=b'{"action": "env"}')["Payload"].read())
     assert result["env"]["AWS_LAMBDA_MAX_CONCURRENCY"] == "2"
     answers = []
-    payload = json.dumps({"action": "rendezvous", "dir": str(tmp_path), "n": 2}).encode()
+    meeting = tmp_path / "rendezvous"  # a folder of its own: tmp_path holds dev.sh's log
+    meeting.mkdir()
+    payload = json.dumps({"action": "rendezvous", "dir": str(meeting), "n": 2}).encode()
 
     def meet():
         answers.append(json.loads(client.invoke(FunctionName="f", Payload=payload)["Payload"].read()))

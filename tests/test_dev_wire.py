@@ -8,6 +8,8 @@ import eventstream
 import function_url
 import pytest
 
+from lambda_bootstrap import http_front
+
 # build: on the main interpreter only, which has botocore (requirements-dev.txt); test.sh's runtime-only
 # venvs for 3.12 and 3.13 do not.
 pytestmark = pytest.mark.build
@@ -139,6 +141,9 @@ def test_request_event_is_payload_v2():
         "userAgent": "curl/8",
     }
     assert event["requestContext"]["requestId"] == "rid-1"
+    # a function URL's domain, by which the runtime's web adapter knows the front may stream
+    assert event["requestContext"]["domainName"] == "local.lambda-url.us-east-1.on.aws"
+    assert type(http_front.parse_event(event).front).__name__ == "FunctionUrlFront"
     assert event["requestContext"]["timeEpoch"] == 1_700_000_000_500
     assert event["requestContext"]["time"] == "14/Nov/2023:22:13:20 +0000"
 

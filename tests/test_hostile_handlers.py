@@ -375,7 +375,7 @@ def test_sys_path_emptied_at_import_then_an_init_error(api, launch, flavor):
     rt = launch("empties_sys_path.handler", api.address, flavor, env={"EMPTIES_SYS_PATH_RAISE": "1"})
     assert rt.run_until_exit(20) == 1, rt.diag()
     assert len(api.init_errors) == 1, rt.diag()
-    body = json.loads(api.init_errors[0])
+    body = api.init_errors[0].json()
     assert (body["errorType"], body["errorMessage"]) == ("ValueError", "failed after emptying sys.path")
 
 

@@ -281,10 +281,10 @@ def test_a_sigterm_right_after_a_fork_reaches_that_worker(lmi_api, tmp_path):
 @pytest.mark.parametrize("arg, status", [(None, 0), (4, 4), ("bye", 1)])
 def test_sys_exit_in_a_worker_has_pythons_exit_status(lmi_api, runtime, arg, status):
     """As in one process: sys.exit() is 0, sys.exit(4) is 4, sys.exit("bye") prints "bye" and is 1."""
-    proc = _start(runtime, 1)
-    _wait_polling(lmi_api, proc, 1)
+    proc = _start(runtime, 2)
+    _wait_polling(lmi_api, proc, 2)
     lmi_api.push_event({"sys_exit": arg})
-    proc.wait_output("worker 0 exited with status %d; starting another" % status, 10)
+    proc.wait_output("exited with status %d; starting another" % status, 10)
     if arg == "bye":
         assert "bye\n" in proc.stderr, proc.diag()
 
@@ -419,6 +419,19 @@ def test_worker_output_goes_to_the_log_socket(lmi_api, runtime, log_socket):
         assert any("\t%s\tlog sock-%d" % (rid, i) in line for line in text.splitlines()), text
     time.sleep(0.2)
     assert "sock-" not in proc.stdout, "worker output leaked to the inherited stdout:\n" + proc.stdout
+
+
+def test_max_concurrency_1_is_one_process_not_a_pool_of_one(lmi_api, runtime, log_socket):
+    """cargo-lambda always sets AWS_LAMBDA_MAX_CONCURRENCY=1: the runtime serves in its own process, no worker
+    forked, with its output on the platform's log socket when there is one, as a worker's."""
+    proc = _start(runtime, 1, env={"_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": log_socket.path})
+    _wait_polling(lmi_api, proc, 1)
+    rid = lmi_api.push_event({"say": "solo"})
+    served = lmi_api.wait_answer(rid, 10, alive=proc.alive).json()
+    assert served["pid"] == proc.pid, "served by a forked worker"
+    assert _group_members(proc.pid) == [proc.pid]
+    assert "print solo" in log_socket.wait_text("print solo", proc=proc)
+    assert "solo" not in proc.stdout + proc.stderr, proc.diag()
 
 
 def test_worker_logs_follow_the_json_log_format(lmi_api, runtime, log_socket):

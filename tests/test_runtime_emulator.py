@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -143,6 +144,50 @@ def _safe_next(api):
         c.getresponse().read()
     except (OSError, http.client.HTTPException):
         pass
+
+
+def test_a_next_whose_connection_is_gone_takes_no_event(fake_api):
+    """A runtime stopped (or dead) while parked in /next leaves its request behind: the event goes to the
+    runtime that asks next, not into the closed connection, and the dead /next no longer counts as waiting."""
+    dead = socket.create_connection(("127.0.0.1", fake_api.port), 5)
+    dead.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % NEXT_PATH.encode())
+    fake_api.wait_for(lambda: fake_api.waiting_next == 1, 5, "the /next parked")
+    dead.close()
+    key = fake_api.push_event(b'{"n": 1}')
+    live = _conn(fake_api)
+    live.request("GET", NEXT_PATH)
+    r = live.getresponse()  # the connection's 5 s timeout bounds it: OSError if the event went astray
+    assert (r.status, r.getheader("Lambda-Runtime-Aws-Request-Id"), r.read()) == (200, key, b'{"n": 1}')
+    assert fake_api.invocation(key).delivered == "full"
+    fake_api.wait_for(lambda: fake_api.waiting_next == 0, 5, "the dead /next to leave")
+    live.close()
+
+
+def test_restart_runtime_while_idle_loses_no_event(emulator):
+    """restart_runtime() while the runtime waits in /next (the dev endpoint's reload): the stopped runtime's
+    /next is parked at that moment; every invoke after the restart is answered by the new runtime."""
+    emu = emulator("app.echo")
+    assert emu.invoke({"n": 0}).wait(15).outcome == "response"
+    for n in range(1, 6):
+        emu.wait_for(lambda: emu.waiting_next > 0, 10, "the runtime in /next")
+        emu.restart_runtime()
+        assert emu.wait_init(15) == "ready"
+        inv = emu.invoke({"n": n}).wait(15)
+        assert (inv.outcome, inv.json()) == ("response", {"n": n}), inv
+    assert emu.check_ledger() == []
+
+
+def test_restart_runtime_with_an_invocation_in_flight_ends_it_as_an_exit(emulator):
+    """The stopped runtime will never answer what it held: its caller gets Runtime.ExitError at once, not a
+    timeout later (the event may have left just as the runtime was stopped)."""
+    emu = emulator("app.sleeps", timeout=60.0)
+    slow = emu.invoke({"seconds": 30})
+    emu.wait_for(lambda: emu.in_flight(), 15, "the event in the runtime")
+    emu.restart_runtime()
+    slow.wait(5)
+    assert (slow.outcome, slow.error_type) == ("exited", "Runtime.ExitError")
+    assert "signal: killed" in slow.json()["errorMessage"]
+    assert emu.invoke({"seconds": 0}).wait(15).body == b'"slept"'
 
 
 def test_wait_for_times_out_with_description(fake_api):

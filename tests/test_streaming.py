@@ -8,7 +8,9 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -283,6 +285,43 @@ def test_streaming_response_sets_the_content_type(fake_api, runtime, ours):
     assert a.body == b"x,y\n1,2\n"
 
 
+def test_the_prelude_and_its_nuls_are_http_chunks_of_their_own_before_the_body():
+    """The exact bytes of a streamed /response: the prelude's JSON, then the eight NULs, each one HTTP
+    chunk, then one chunk per body piece. A server here records them and answers 202."""
+    import bootstrap
+    from lambda_bootstrap.runtime_api import Invocation
+
+    server = socket.create_server(("127.0.0.1", 0))
+    received = bytearray()
+
+    def record():
+        conn, _ = server.accept()
+        with conn:
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                data = conn.recv(65536)
+                if not data:
+                    return
+                received.extend(data)
+            conn.sendall(b'HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{"status":"OK"}')
+
+    thread = threading.Thread(target=record, daemon=True)
+    thread.start()
+    response = bootstrap.HttpStreamingResponse(iter([b"one", "two!"]), 201, {"x": "y"}, ["c=1"])
+    stream = bootstrap.OutgoingStream(response, "rid-1")
+    client = bootstrap.RuntimeApiClient("127.0.0.1:%d" % server.getsockname()[1])
+    status, _ = client.post_stream(Invocation({"lambda-runtime-aws-request-id": "rid-1"}, b""), stream)
+    thread.join(10)
+    server.close()
+    assert status == 202
+    prelude = b'{"statusCode": 201, "headers": {"x": "y"}, "cookies": ["c=1"]}'
+    body = bytes(received).split(b"\r\n\r\n", 1)[1]
+    assert body == b"%X\r\n%s\r\n8\r\n%s\r\n3\r\none\r\n4\r\ntwo!\r\n0\r\n\r\n" % (
+        len(prelude),
+        prelude,
+        b"\0" * 8,
+    )
+
+
 def test_http_integration_prelude(fake_api, runtime, ours):
     proc = runtime("streaming.http_response", ours)
     _, a = _stream(fake_api, proc, {})
@@ -295,8 +334,9 @@ def test_http_integration_prelude(fake_api, runtime, ours):
         "cookies": ["a=1; Path=/", "b=2"],
     }
     assert payload == b"<html></html>"
-    # the prelude travels with (or before) the first chunk, not held back until the end
-    assert a.chunks[0].size >= len(prelude) + 8
+    # the prelude and its NULs travel before the first chunk, each an HTTP chunk of its own (cargo-lambda
+    # needs that; Lambda reads the bytes), not held back until the end
+    assert [c.size for c in a.chunks] == [len(prelude), 8, len(b"<html>"), len(b"</html>")]
 
 
 def test_stream_over_6_mb_is_not_refused(fake_api, runtime, ours):

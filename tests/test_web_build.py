@@ -14,7 +14,7 @@ from pathlib import Path
 import lambda_root
 import pytest
 from conftest import REPO_ROOT
-from fake_runtime_api import FakeRuntimeAPI
+from runtime_emulator import RuntimeEmulator
 
 WEB_APPS = Path(__file__).parent / "web_apps"
 sys.path.insert(0, str(WEB_APPS))
@@ -58,11 +58,11 @@ def invoke_under_rie(zip_path, event, *env):
 
 
 def streamed_in_root(zip_path, event, tmp_path):
-    """The zip unpacked as Lambda does, its bootstrap started in the root against a fake Runtime API on this
-    machine with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: the recorded answer, chunk by chunk."""
+    """The zip unpacked as Lambda does, its bootstrap started in the root against the Runtime API emulator on
+    this machine with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: the recorded answer, chunk by chunk."""
     task = lambda_root.unpack_zip(zip_path, tmp_path / "task")
     root = lambda_root.LambdaRoot(task)
-    with FakeRuntimeAPI() as api, tempfile.TemporaryDirectory(prefix="web-root-") as scratch:
+    with RuntimeEmulator() as api, tempfile.TemporaryDirectory(prefix="web-root-") as scratch:
         env = {
             "_HANDLER": "main:app",
             "AWS_LAMBDA_RUNTIME_API": api.address,
@@ -99,7 +99,7 @@ def test_fastapi_sse_streams_in_the_root_with_each_event_on_time(web_zips, tmp_p
     )
     metadata, nuls, body = a.body.partition(b"\0" * 8)
     assert nuls and json.loads(metadata)["headers"]["content-type"].startswith("text/event-stream")
-    events = [c for c in a.chunks[1:]]
+    events = a.chunks[2:]  # after the prelude and its NULs
     assert body.count(b"event: tick") == 4 and len(events) == 4, a.chunks
     gaps = [later.at - earlier.at for earlier, later in zip(events, events[1:])]
     assert all(g >= 0.3 for g in gaps), gaps  # each event reached the Runtime API when the app sent it
@@ -126,7 +126,7 @@ def test_flask_app_answers_buffered_under_the_rie(web_zips):
 def test_flask_generator_streams_in_the_root(web_zips, tmp_path):
     event = make_event("url", path="/stream", query=[("n", "3"), ("interval", "0.4")])
     a = streamed_in_root(web_zips("flask"), event, tmp_path)
-    lines = a.chunks[1:]
+    lines = a.chunks[2:]
     assert a.body.partition(b"\0" * 8)[2].count(b"line ") == 3 and len(lines) == 3, a.chunks
     gaps = [later.at - earlier.at for earlier, later in zip(lines, lines[1:])]
     assert all(g >= 0.3 for g in gaps), gaps

@@ -198,6 +198,9 @@ def drain(response):
     stream = bootstrap.OutgoingStream(response, "req-1")
     logs.LOG_SINK = bootstrap.LogSink(False, stream=open("/dev/null", "w"))  # noqa: SIM115
     pieces = list(stream)
+    if response.prelude():  # the prelude's JSON and its NULs leave as HTTP chunks of their own
+        assert pieces[1] == b"\0" * 8, pieces
+        pieces[:2] = [pieces[0] + pieces[1]]
     return pieces, stream.trailers()
 
 
@@ -343,7 +346,8 @@ def test_a_stream_that_cannot_be_delivered_tells_the_app_and_does_not_hang(kind,
     handler = endless_apps(log)[kind]
     handler.invoke_mode = "RESPONSE_STREAM"
     stream = iter(bootstrap.OutgoingStream(handler(make_event("url", path="/"), None), "req-1"))
-    assert next(stream).endswith(b"\0" * 8)  # the prelude
+    assert next(stream).startswith(b'{"statusCode": 200')  # the prelude
+    assert next(stream) == b"\0" * 8
     assert next(stream) == b"tick"
     assert log == []
     handler.finish()  # returns: nothing waits for chunks nobody will take
