@@ -36,14 +36,16 @@ RUN python3 -m venv /opt/freeze \
     && /opt/freeze/bin/python -m pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /src/requirements.lock
 COPY bootstrap.py /src/bootstrap.py
 COPY lambda_bootstrap/ /src/lambda_bootstrap/
-COPY scripts/freeze.sh scripts/check_function.py scripts/pip_failure.py scripts/strip_bundle.py scripts/notices.py scripts/build_summary.py scripts/bundle_libc.py scripts/glibc_report.py scripts/inventory.py scripts/host_paths.py scripts/repro_zip.py /src/scripts/
+COPY scripts/freeze.sh scripts/check_function.py scripts/function_files.py scripts/pip_failure.py scripts/bundle_libc.py scripts/inventory.py scripts/strip_bundle.py scripts/host_paths.py scripts/dedup_bundle.py scripts/notices.py scripts/repro_zip.py scripts/glibc_report.py scripts/build_summary.py /src/scripts/
 COPY packaging/ /src/packaging/
 COPY --from=function / /src/function/
 ARG PREFIX=/var/task
 ARG SOURCE_DATE_EPOCH=315532800
+# --allow-sdist (build.sh passes its own flags for freeze.sh), or nothing
+ARG FREEZE_FLAGS=""
 # The one freeze step (scripts/freeze.sh), as in the native build and the tests.
 RUN SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" /src/scripts/freeze.sh --python /opt/freeze/bin/python \
-        --function /src/function --out /out --entry /src/bootstrap.py --prefix "${PREFIX}" \
+        --function /src/function --out /out --entry /src/bootstrap.py --prefix "${PREFIX}" ${FREEZE_FLAGS} \
     && rm -rf /out/.work \
     && unzip -Zt /out/bootstrap.zip \
     && sha256sum /out/bootstrap.zip
@@ -55,7 +57,7 @@ COPY --from=build /out/bundle /bundle
 
 # A zip deployment in Lambda's own provided:al2023 image: /var/task holds the unpacked zip; the image's
 # entrypoint runs /var/runtime/bootstrap under the Runtime Interface Emulator with _HANDLER=CMD.
-# The function is frozen into bootstrap: no source is copied, so the frozen code answers. For PREFIX=/var/task.
+# The bundle holds the function's own files and the frozen runtime with its requirements. For PREFIX=/var/task.
 FROM public.ecr.aws/lambda/provided:al2023 AS smoke
 COPY --from=build /out/bundle/ /var/task/
 RUN mkdir -p /var/runtime && ln -sf /var/task/bootstrap /var/runtime/bootstrap

@@ -29,11 +29,21 @@ C library and needs none from the system: it runs where Lambda unpacks it (/var/
 Options:
   --runtime-only    freeze no function code: a runtime for handlers shipped as source, used as a
                     layer (unpacked at /opt: /opt/bootstrap); FUNCTION_DIR must not be given
+  --deps-only       freeze nothing: write DIST/function.zip, FUNCTION_DIR's files with its requirements
+                    beside them and every module's bytecode, for the Python a native --runtime-only
+                    build freezes with (the same PYTHON): the code of a function on that layer.
+                    Natively only; the Lambda-like root is not used
+  --allow-sdist     let pip build a requirement that has no wheel for this Python and platform from
+                    source. That runs the package's build code on this machine and compiles with its
+                    compiler and libraries: the binary may need libraries or CPU features Lambda
+                    lacks (the check in the root catches a missing library, not a missing CPU
+                    feature), and it depends on this machine. Default: wheels only
   --handler H       the handler (MODULE.FUNCTION, Lambda's handler setting, or MODULE:APP for a web
                     app, as _HANDLER=main:app) the check loads and the zip records for ./smoke.sh.
                     Default: the one a template.yaml beside FUNCTION_DIR names, else the folder's one
                     obvious handler (lambda_function.lambda_handler, say); when in doubt, one is
-                    assumed, said, and every module of the folder is imported too
+                    assumed, said, and every module of the folder is imported too. With --deps-only,
+                    function.zip records it for ./smoke.sh --task function.zip --opt LAYER.zip
   --env KEY=VALUE   an environment variable for the check and --smoke (repeatable), for a function
                     that reads its configuration at import
   --no-verify       skip the check in the Lambda-like root. The zip is then unproven: a module or
@@ -92,6 +102,8 @@ ALSO_IMPORT=()
 EVENT="{}"
 ENV_ARGS=()
 FUNCTION_DIR=""
+DEPS_ONLY=0
+FREEZE_FLAGS=()
 DOCKER="${DOCKER:-docker}"
 
 need_value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see --help)"; }
@@ -116,6 +128,8 @@ while [[ $# -gt 0 ]]; do
     --native) [[ "$MODE" != docker ]] || die "--native and --docker exclude each other"; MODE="native"; shift ;;
     --docker) [[ "$MODE" != native ]] || die "--native and --docker exclude each other"; MODE="docker"; shift ;;
     --runtime-only) RUNTIME_ONLY=1; shift ;;
+    --deps-only) DEPS_ONLY=1; shift ;;
+    --allow-sdist) FREEZE_FLAGS+=(--allow-sdist); shift ;;
     --dist) need_value "$@"; DIST="$2"; shift 2 ;;
     --work) need_value "$@"; WORK="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
@@ -168,6 +182,11 @@ else
     fi
     FUNCTION_DIR="$(cd "$FUNCTION_DIR" && pwd)"
 fi
+if [[ $DEPS_ONLY == 1 ]]; then
+    [[ $RUNTIME_ONLY == 0 && $SMOKE == 0 ]] || die "--deps-only installs a function's requirements: it takes no --runtime-only or --smoke"
+    [[ "$MODE" != docker ]] || die "--deps-only runs natively, for the Python a native --runtime-only build freezes with"
+    MODE=native VERIFY=0 FREEZE_FLAGS+=(--deps-only)
+fi
 if [[ $VERIFY == 1 || $SMOKE == 1 ]]; then
     [[ "$ARCH" == "$HOST_ARCH" ]] ||
         die "the check runs the bootstrap here, and an $ARCH bootstrap cannot run on $HOST_ARCH: add --no-verify (and drop --smoke), then test it on an $ARCH machine"
@@ -179,6 +198,7 @@ mkdir -p "$DIST" "$WORK"
 DIST="$(cd "$DIST" && pwd)"
 WORK="$(cd "$WORK" && pwd)"
 ZIP_NAME="bootstrap.zip"
+if [[ $DEPS_ONLY == 1 ]]; then ZIP_NAME="function.zip"; fi
 if [[ $RUNTIME_ONLY == 1 ]]; then
     FUNCTION_DIR="$WORK/empty-function"
     rm -rf "$FUNCTION_DIR"
@@ -206,6 +226,7 @@ fi
 rm -f "$DIST/$ZIP_NAME" "$DIST/$ZIP_NAME.tmp"
 START=$SECONDS
 OUT="$WORK/$MODE-$ARCH"
+if [[ $DEPS_ONLY == 1 ]]; then OUT="$WORK/deps-only-$ARCH"; fi # a layer's bundle in $MODE-$ARCH stays
 
 # --- Docker: freeze inside Amazon Linux 2023 ----------------------------------------------------
 build_docker() {
@@ -225,6 +246,7 @@ build_docker() {
         --build-context "function=$FUNCTION_DIR" \
         --build-arg "PY_IMAGE=$PY_IMAGE" \
         --build-arg "PREFIX=$PREFIX" \
+        --build-arg "FREEZE_FLAGS=${FREEZE_FLAGS[*]-}" \
         --build-arg "SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}" \
         --target artifact \
         --output "type=local,dest=$OUT" \
@@ -282,9 +304,13 @@ ensure_venv() {
 build_native() {
     local os_name
     os_name="$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)"
-    log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
+    if [[ $DEPS_ONLY == 1 ]]; then
+        log "--deps-only: installing the function's requirements on this machine, for the Python a native build freezes with"
+    else
+        log "$WHY: freezing natively on this machine (${os_name:-$(uname -s)}, $(getconf GNU_LIBC_VERSION 2>/dev/null || echo "unknown libc"), $ARCH); the zip carries this C library"
+    fi
     "$REPO_ROOT/scripts/freeze.sh" --python "$VENV_PY" --function "$FUNCTION_DIR" --out "$OUT" \
-        --entry "$BOOTSTRAP" --prefix "$PREFIX" ||
+        --entry "$BOOTSTRAP" --prefix "$PREFIX" ${FREEZE_FLAGS[@]+"${FREEZE_FLAGS[@]}"} ||
         die "the freeze failed (see above); nothing was written to $DIST"
 }
 
@@ -302,6 +328,13 @@ if [[ $RUNTIME_ONLY == 0 && -z "$HANDLER" ]]; then
     ALSO_IMPORT=("${found_words[@]:1}")
 fi
 if [[ "$MODE" == docker ]]; then build_docker; else build_native; fi
+if [[ $DEPS_ONLY == 1 ]]; then
+    # Lambda ignores a zip's comment: it records the handler for ./smoke.sh (nothing is checked here).
+    "$PYRUN" "$REPO_ROOT/scripts/function_handler.py" record "$OUT/function.zip" "$HANDLER"
+    cp "$OUT/function.zip" "$DIST/$ZIP_NAME"
+    log "wrote $DIST/$ZIP_NAME (it records its handler, $HANDLER, in its comment; set the same on the function): ship it as the code of a function on a layer built by ./build.sh --runtime-only with the same Python, and try them together with ./smoke.sh --task $DIST/$ZIP_NAME --opt LAYER.zip"
+    exit 0
+fi
 if [[ $RUNTIME_ONLY == 0 ]]; then
     # Lambda ignores a zip's comment: it records the handler for the check and ./smoke.sh.
     "$PYRUN" "$REPO_ROOT/scripts/function_handler.py" record "$OUT/bootstrap.zip" "$HANDLER"

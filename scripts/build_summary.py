@@ -2,8 +2,9 @@
 """What a build shipped, against Lambda's size limits: the summary freeze.sh writes and build.sh prints.
 
 It says the target, the Python frozen in, the C library line of the glibc report, the zip's size and
-its unzipped size against Lambda's limits, and the function's packages with their versions and their
-size in the bundle, largest first.
+its unzipped size against Lambda's limits, the function's packages with their versions and their
+size in the bundle, largest first, and, from the build's inventory, the function's own files (at the top of
+the bundle: /var/task) and the count of files, each counted once (a link is not a file).
 
 Lambda's limits (its quotas say "50 MB" and "250 MB"; they are 52,428,800 and 262,144,000 bytes):
 
@@ -13,7 +14,8 @@ Lambda's limits (its quotas say "50 MB" and "250 MB"; they are 52,428,800 and 26
 
 Run it with the Python that froze the bundle:
 
-    python scripts/build_summary.py --zip OUT/bootstrap.zip --bundle OUT/bundle --deps OUT/.work/deps \\
+    python scripts/build_summary.py --zip OUT/bootstrap.zip --bundle OUT/bundle \\
+        --deps ENV/lib/python3.X/site-packages --inventory OUT/inventory.json \\
         --glibc-report OUT/glibc-report.txt --prefix /var/task
 """
 
@@ -35,6 +37,7 @@ MIB = 2**20
 UNZIPPED_LIMIT = 250 * MIB
 ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * MIB
 TARGET = "provided.al2023"
+LAYER_PYTHON = " (a function on this layer needs wheels and bytecode for this Python: ./build.sh --deps-only)"
 
 
 class Package(NamedTuple):
@@ -47,16 +50,13 @@ def mib(size: int) -> str:
     return "%.1f MiB" % (size / MIB)
 
 
-def bundled_files(record_path: str, contents: Path) -> List[Path]:
-    """Where one file of a wheel's RECORD ended up in the bundle: beside the others (.py as .pyc), or,
-    for a library a wheel vendors (<pkg>.libs/), at the top of _internal, where PyInstaller puts it."""
+def bundled_file(record_path: str, contents: Path) -> Optional[Path]:
+    """Where one file of a wheel's RECORD ended up in the bundle: where it was in site-packages (.py as
+    .pyc; a library a wheel vendors stays in <pkg>.libs/, with a link at the top of _internal/), unless it
+    is missing or a link (the bytes are counted where they are)."""
     rel = Path(record_path)
-    candidates = [contents / rel]
-    if rel.suffix == ".py":
-        candidates = [contents / rel.with_suffix(".pyc")]
-    elif rel.parent.name.endswith(".libs"):
-        candidates.append(contents / rel.name)
-    return [c for c in candidates if c.is_file() and not c.is_symlink()]
+    found = contents / (rel.with_suffix(".pyc") if rel.suffix == ".py" else rel)
+    return found if found.is_file() and not found.is_symlink() else None
 
 
 def packages(deps: Path, contents: Path) -> List[Package]:
@@ -71,7 +71,9 @@ def packages(deps: Path, contents: Path) -> List[Package]:
             with open(record, newline="") as f:
                 for row in csv.reader(f):
                     if row and not row[0].startswith(".."):
-                        counted.update(bundled_files(row[0], contents))
+                        path = bundled_file(row[0], contents)
+                        if path is not None:
+                            counted.add(path)
         found.append(Package(metadata["Name"], metadata["Version"], sum(p.stat().st_size for p in counted)))
     return sorted(found, key=lambda p: (-p.size, p.name.lower()))
 
@@ -87,6 +89,16 @@ def c_library_line(report: Path) -> str:
             if line.startswith("C library: "):
                 return line[len("C library: ") :]
     return "unknown (no glibc report)"
+
+
+def function_line(inventory: inv.Inventory, prefix: str) -> str:
+    """The function's own files (origin "function": its folder's files and their bytecode), at the prefix."""
+    own = [e for e in inventory.regular() if (e.get("origin") or {}).get("kind") == "function"]
+    if not own:
+        return "none"
+    size = sum(e["size"] for e in own)
+    shown = mib(size) if size >= MIB else "%.1f KiB" % (size / 1024)
+    return "%d files, %s, at %s as in its folder" % (len(own), shown, prefix)
 
 
 def files_line(inventory: inv.Inventory) -> str:
@@ -111,7 +123,7 @@ def summary(
     lines = [
         "build summary",
         "  target:    %s (%s), unpacked at %s" % (TARGET, os.uname().machine, prefix),
-        "  Python:    %s" % sys.version.split()[0],
+        "  Python:    %s%s" % (sys.version.split()[0], LAYER_PYTHON if prefix == "/opt" else ""),
         "  C library: %s" % c_library_line(report),
         "  zip:       %s (Lambda: %s for a direct upload)" % (mib(zipped), mib(ZIPPED_DIRECT_UPLOAD_LIMIT)),
         "  unzipped:  %s (Lambda: %s, function and layers together)" % (mib(unzipped), mib(UNZIPPED_LIMIT)),
@@ -124,6 +136,7 @@ def summary(
     else:
         lines.append("  the function's packages: none")
     if inventory is not None:
+        lines.append("  function:  %s" % function_line(inventory, prefix))
         lines.append("  files:     %s" % files_line(inventory))
     fits = unzipped <= UNZIPPED_LIMIT
     if not fits:
@@ -153,7 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--bundle", required=True, type=Path, help="the unpacked bundle: bootstrap + _internal/"
     )
-    parser.add_argument("--deps", required=True, type=Path, help="where pip installed the requirements")
+    parser.add_argument(
+        "--deps", required=True, type=Path, help="the site-packages pip installed the requirements into"
+    )
     parser.add_argument("--inventory", type=Path, help="the bundle's inventory.json (scripts/inventory.py)")
     parser.add_argument("--glibc-report", required=True, type=Path)
     parser.add_argument("--prefix", required=True, help="where Lambda unpacks the zip")

@@ -11,14 +11,19 @@ section, so stripped files and any host work); and its origin, found by content,
 * ``system``: a file whose checksum the build machine's package manager holds (dpkg's
   ``/var/lib/dpkg/info/*.md5sums``, rpm's file digests), so a ``libz.so.1`` holding other bytes is not
   zlib's;
-* ``function``: a copy of a file of the function's folder;
+* ``function``: outside ``_internal/``, where scripts/function_files.py puts the function's files, a copy of
+  a file of the function's folder, or the bytecode made from one (its PEP 552 header holds its source's
+  hash);
 * ``bootloader``: ``bootstrap`` itself, PyInstaller's bootloader with the archive appended.
 
-Everything else has no origin, which the notices warn about for ELF files. strip_bundle.py,
-notices.py, glibc_report.py and build_summary.py read the JSON; a stage that changes a file (strip,
-patchelf) records its new facts with ``refresh``.
+The function's files are looked for only outside ``_internal/`` and the other origins only inside it, so an
+empty ``__init__.py`` of the function does not claim every empty file of a wheel. Everything else has no
+origin, which the notices warn about for ELF files. A symbolic link is recorded as one (its path and target),
+not as a second copy of the file it points to. strip_bundle.py, host_paths.py, dedup_bundle.py, notices.py,
+glibc_report.py and build_summary.py read the JSON; a stage that changes a file (strip, patchelf, a copy made
+a link) records its new facts with ``refresh``.
 
-    python scripts/inventory.py --bundle OUT/bundle --deps OUT/.work/deps --function FN \\
+    python scripts/inventory.py --bundle OUT/bundle --deps ENV/lib/python3.X/site-packages --function FN \\
         --out OUT/inventory.json
 """
 
@@ -28,6 +33,7 @@ import argparse
 import base64
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -184,6 +190,8 @@ def glibc_release(libc: bytes) -> Optional[Tuple[int, ...]]:
 # --- origins, by content -----------------------------------------------------------------------------
 
 FileEntry = Dict[str, Any]  # one file's record, as in the JSON (see describe())
+CONTENTS = "_internal/"  # PyInstaller's folder: the runtime, its Python and the requirements
+SOURCE_HASH = "pyc-source-hash:"  # a key of function_origins' table for a source's PEP 552 hash
 
 
 class Origin(NamedTuple):
@@ -234,16 +242,28 @@ def python_origins() -> Dict[str, Origin]:
 
 
 def function_origins(function: Optional[Path]) -> Dict[str, Origin]:
+    """sha256 -> the file of the function's folder with those bytes (a link to a file counts as the file:
+    function_files.py ships it so); the bytecode made from a Python source is found by its source hash."""
     found: Dict[str, Origin] = {}
     if function is None or not function.is_dir():
         return found
     for path in sorted(function.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            found.setdefault(
-                _sha256(path.read_bytes()),
-                Origin("function", "function", "", str(path.relative_to(function))),
-            )
+        if path.is_file():
+            data = path.read_bytes()
+            origin = Origin("function", "function", "", path.relative_to(function).as_posix())
+            found.setdefault(_sha256(data), origin)
+            if path.suffix == ".py":
+                found.setdefault(SOURCE_HASH + importlib.util.source_hash(data).hex(), origin)
     return found
+
+
+def pyc_source_hash(data: bytes) -> Optional[str]:
+    """The source hash a hash-based .pyc of this Python holds (PEP 552), or None."""
+    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
+        return None
+    if not int.from_bytes(data[4:8], "little") & 0b1:
+        return None  # timestamp-based
+    return data[8:16].hex()
 
 
 DPKG_INFO = Path("/var/lib/dpkg/info")
@@ -281,19 +301,22 @@ def rpm_origins() -> Dict[str, Origin]:
 
 
 class Origins:
-    """Every known origin, looked up by a file's digests; the first kind listed here wins."""
+    """Every known origin, looked up by a file's digests: the function's for a file at the top of the bundle,
+    the others (the first kind listed wins) for one under _internal/."""
 
     def __init__(self, deps: Optional[Path], function: Optional[Path]) -> None:
-        self.by_sha256: List[Dict[str, Origin]] = [
-            function_origins(function),
-            wheel_origins(deps),
-            python_origins(),
-            rpm_origins(),
-        ]
+        self.function = function_origins(function)
+        self.by_sha256: List[Dict[str, Origin]] = [wheel_origins(deps), python_origins(), rpm_origins()]
         self.by_md5 = dpkg_origins()
 
-    def find(self, data: bytes) -> Optional[Origin]:
+    def find(self, path: str, data: bytes) -> Optional[Origin]:
         sha = _sha256(data)
+        if not path.startswith(CONTENTS):
+            source_hash = pyc_source_hash(data) if "__pycache__/" in path else None
+            found = self.function.get(sha)
+            if found is None and source_hash is not None:
+                found = self.function.get(SOURCE_HASH + source_hash)
+            return found
         for table in self.by_sha256:
             if sha in table:
                 return table[sha]
@@ -372,12 +395,15 @@ class Inventory:
     # --- writing ---
     def refresh(self, bundle: Path, path: str) -> None:
         """Read one file again after a stage changed it; its origin stays (it was found on the
-        bytes as they came)."""
+        bytes as they came). A file a stage made a link is recorded as a link."""
         full = bundle / path
-        new = describe(path, full.read_bytes(), full.stat().st_mode)
+        if full.is_symlink():
+            new: FileEntry = {"path": path, "link": os.readlink(full)}
+        else:
+            new = describe(path, full.read_bytes(), full.stat().st_mode)
         for i, entry in enumerate(self.files):
             if entry["path"] == path:
-                if "origin" in entry:
+                if "origin" in entry and "link" not in new:
                     new["origin"] = entry["origin"]
                 self.files[i] = new
                 return
@@ -393,10 +419,13 @@ class Inventory:
 
 
 def walk(bundle: Path) -> Iterator[Tuple[str, Path]]:
-    """(relative POSIX path, path) of every file and link below bundle, sorted."""
+    """(relative POSIX path, path) of every file and link below bundle, sorted; a link to a folder is
+    listed as a link, not followed (as repro_zip.py stores it)."""
     for root, dirs, files in os.walk(bundle):
         dirs.sort()
-        for name in sorted(files):
+        links = [d for d in dirs if (Path(root) / d).is_symlink()]
+        dirs[:] = [d for d in dirs if d not in links]
+        for name in sorted(files + links):
             full = Path(root) / name
             yield full.relative_to(bundle).as_posix(), full
 
@@ -414,13 +443,7 @@ def make(bundle: Path, deps: Optional[Path] = None, function: Optional[Path] = N
             continue
         data = full.read_bytes()
         entry = describe(rel, data, st.st_mode)
-        origin = origins.find(data)
-        if rel == BOOTLOADER:
-            if bootloader is None:
-                bootloader = Origin(
-                    "bootloader", "PyInstaller", importlib.metadata.version("pyinstaller"), ""
-                )
-            origin = bootloader
+        origin = bootloader if rel == BOOTLOADER else origins.find(rel, data)
         if origin is not None:
             entry["origin"] = origin._asdict()
         files.append(entry)
@@ -430,7 +453,7 @@ def make(bundle: Path, deps: Optional[Path] = None, function: Optional[Path] = N
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--bundle", required=True, type=Path, help="onedir bundle: bootstrap + _internal/")
-    parser.add_argument("--deps", type=Path, help="where pip installed the function's requirements")
+    parser.add_argument("--deps", type=Path, help="the site-packages pip installed the requirements into")
     parser.add_argument("--function", type=Path, help="the function's folder")
     parser.add_argument("--out", required=True, type=Path, help="the JSON to write (beside the bundle)")
     args = parser.parse_args(argv)

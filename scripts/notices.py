@@ -18,9 +18,14 @@ The notices travel in the zip, beside ``bootstrap``. They cover:
 
 An ELF file of no known origin gets a warning on stderr and a line in the notices saying so.
 
-Run it with the Python that froze the bundle, after the inventory (scripts/inventory.py):
+The function's own files (origin ``function``, at the top of the bundle) are not third-party: no section,
+no warning. A file dedup_bundle.py made a link is a link in the inventory, named once.
 
-    python scripts/notices.py --bundle OUT/bundle --deps OUT/.work/deps --inventory OUT/inventory.json
+Run it with the Python that froze the bundle, after the inventory (scripts/inventory.py) and dedup_bundle.py;
+``--deps`` is the site-packages of the venv freeze.sh installed the requirements into:
+
+    python scripts/notices.py --bundle OUT/bundle --deps ENV/lib/python3.X/site-packages \\
+        --inventory OUT/inventory.json
 """
 
 from __future__ import annotations
@@ -260,7 +265,9 @@ def notices(bundle: Path, deps: Path, inventory: inv.Inventory) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True, type=Path, help="onedir bundle: bootstrap + _internal/")
-    parser.add_argument("--deps", required=True, type=Path, help="where pip installed the requirements")
+    parser.add_argument(
+        "--deps", required=True, type=Path, help="the site-packages pip installed the requirements into"
+    )
     parser.add_argument("--inventory", required=True, type=Path, help="the bundle's inventory.json")
     args = parser.parse_args(argv)
     inventory = inv.Inventory.load(args.inventory)

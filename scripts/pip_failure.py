@@ -7,11 +7,15 @@ pip": the useful line (a missing C header, compiler, or tool) sits inside the ou
 source distribution. freeze.sh runs this on pip's log after pip failed, and prints pip's output
 first.
 
-    python scripts/pip_failure.py build/.../pip.log
+    python scripts/pip_failure.py build/.../pip.log [--wheels-only]
+
+``--wheels-only`` says pip ran with ``--only-binary :all:`` (freeze.sh's default): then a release that
+exists only as a source distribution looks to pip like no release at all, and the hint says so.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -66,7 +70,7 @@ def failed_package(log: str) -> Optional[str]:
     return local[-1] if local and "subprocess-exited-with-error" in log else None
 
 
-def explain(log: str, python: str) -> List[str]:
+def explain(log: str, python: str, wheels_only: bool = False) -> List[str]:
     lines = []
     missing = re.findall(NO_DISTRIBUTION, log)
     if missing:
@@ -74,6 +78,12 @@ def explain(log: str, python: str) -> List[str]:
             "no release of %s installs here: check the name and version, and that it has a release for "
             "Python %s on Linux" % (", ".join(sorted(set(missing))), python)
         )
+        if wheels_only:
+            lines.append(
+                "only wheels are installed, so a release published only as a source distribution counts "
+                "as none: pin a release with a manylinux wheel for Python %s, or build with --allow-sdist, "
+                "which compiles it on this machine (./build.sh --help says what that risks)" % python
+            )
     package = failed_package(log)
     needs = []
     for pattern, need in NEEDS:
@@ -90,16 +100,17 @@ def explain(log: str, python: str) -> List[str]:
     return lines
 
 
-def main(argv: List[str]) -> int:
-    if len(argv) != 2:
-        print("usage: pip_failure.py PIP_LOG", file=sys.stderr)
-        return 2
-    log = Path(argv[1]).read_text(errors="replace")
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("log", type=Path, help="pip's output")
+    parser.add_argument("--wheels-only", action="store_true", help="pip ran with --only-binary :all:")
+    args = parser.parse_args(argv)
+    log = args.log.read_text(errors="replace")
     python = "%d.%d" % sys.version_info[:2]
-    for line in explain(log, python):
+    for line in explain(log, python, args.wheels_only):
         print("freeze.sh: %s" % line, file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

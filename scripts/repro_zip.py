@@ -115,11 +115,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description="Reproducible zip of a Lambda bundle.")
     ap.add_argument("out", help="zip to write (replaced if it exists)")
     ap.add_argument("root", help="folder whose contents become the zip's root (bootstrap at the top)")
+    ap.add_argument(
+        "--function-code", action="store_true", help="the code of a function on a runtime layer: no bootstrap"
+    )
     args = ap.parse_args(argv)
     if not os.path.isdir(args.root):
         print("repro_zip: %s is not a directory" % args.root, file=sys.stderr)
         return 2
-    if not os.path.isfile(os.path.join(args.root, "bootstrap")):
+    if not args.function_code and not os.path.isfile(os.path.join(args.root, "bootstrap")):
         print("repro_zip: %s has no 'bootstrap' file at its top" % args.root, file=sys.stderr)
         return 2
     count, unzipped = build_zip(args.out, args.root)

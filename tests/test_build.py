@@ -614,8 +614,11 @@ def test_zip_layout_and_bundled_c_library(example_build, tmp_path):
     assert any(n.startswith("_internal/libpython3") for n in names), names[:20]
     assert not any(n.endswith("/") for n in names), "no directory entries"
     # example/ holds SAM's template and Makefile: they describe the build and are not the function's data.
-    assert not {"_internal/template.yaml", "_internal/Makefile"} & set(names), names
-    assert {n.split("/")[0] for n in names} <= {"bootstrap", "THIRD-PARTY-NOTICES.txt", "_internal"}, names
+    assert not {"template.yaml", "Makefile", "requirements.txt"} & set(names), names
+    # At the top, the runtime and example/'s own files as they were there, with their bytecode.
+    assert {n.split("/")[0] for n in names} == {
+        "bootstrap", "THIRD-PARTY-NOTICES.txt", "_internal", "app.py", "log_events.py", "extensions", "__pycache__",
+    }, names  # fmt: skip
     modes = {zi.filename: zi.external_attr >> 16 for zi in infos}
     for zi in infos:
         assert zi.date_time == (1980, 1, 1, 0, 0, 0), zi
@@ -822,7 +825,12 @@ def test_an_environment_init_error_is_reported_and_does_not_fail_the_build(build
     assert b.rc == 0 and b.zip.exists(), b.output[-4000:]
     assert "init failed: KeyError: 'TABLE_NAME'" in b.output
     # Why it was accepted: the function's own code read its configuration; nothing of the bundle is missing.
-    assert "accepted: KeyError raised at import by the function's own code (app.py, line 3)" in b.output
+    # The function's module is its source at /var/task, as on Lambda: the traceback shows its line.
+    assert (
+        "accepted: KeyError raised at import by the function's own code (/var/task/app.py, line 3)"
+        in b.output
+    )
+    assert "TABLE = os.environ['TABLE_NAME']" in b.output
     assert "pass what it reads with --env KEY=VALUE" in b.output
     assert "and was accepted for the reason above (not a packaging fault" in b.output
     # ... and again at the end of the summary, the build's last words.
@@ -1043,15 +1051,20 @@ def test_docker_path_of_build_sh(tmp_path):
     assert "--target artifact" in build
     assert "--build-arg PREFIX=/var/task" in build
     assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.13" in build
+    assert "--build-arg FREEZE_FLAGS= " in build  # wheels only
     assert build.endswith(str(REPO))
     r = run_with(env, "--runtime-only", "--no-verify", "--python-image", "public.ecr.aws/lambda/python:3.12",
-                 "--dist", str(dist), "--work", str(work))  # fmt: skip
+                 "--allow-sdist", "--dist", str(dist), "--work", str(work))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     build = [c for c in (tmp_path / "docker.log").read_text().splitlines() if c.startswith("buildx build")][
         -1
     ]
     assert "--build-arg PY_IMAGE=public.ecr.aws/lambda/python:3.12" in build
     assert "--build-arg PREFIX=/opt" in build
+    assert "--build-arg FREEZE_FLAGS=--allow-sdist " in build
+    # --deps-only installs natively, for the Python a native layer build freezes with.
+    r = run_with(env, "--deps-only", "--docker", "--dist", str(dist), "--work", str(work))
+    assert r.returncode == 2 and "--deps-only runs natively" in r.stderr
     # BOOTSTRAP_PY is for native builds only.
     env["BOOTSTRAP_PY"] = str(REPO / "bootstrap.py")
     r = run_with(env, "--no-verify", "--dist", str(dist), "--work", str(work))

@@ -8,7 +8,12 @@ use (PyPI download statistics), grouped three functions deep to keep the builds 
 * tests/compat/web: pydantic (pydantic-core), orjson, PyYAML (libyaml), MarkupSafe, msgpack,
   charset-normalizer (mypyc);
 * tests/compat/io: cryptography (with cffi), Pillow, lxml, psycopg2-binary (libpq), grpcio with
-  protobuf (upb), zstandard.
+  protobuf (upb), zstandard;
+* tests/compat/arrow: pyarrow alone (its Arrow and Parquet libraries beside the package, over 160 MiB):
+  a Parquet round trip.
+
+Every bundle ships each file once: no two files hold the same bytes (scripts/dedup_bundle.py), and a
+wheel's own libraries stay beside its package (freeze.sh installs the requirements into a venv).
 
 The wheels come from pip's own cache (~/.cache/pip, kept between runs on a machine), so a second run
 fetches only the index pages. Each build prints its zip size; each invoke its init duration (INIT REPORT).
@@ -30,6 +35,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 COMPAT = REPO / "tests" / "compat"
+sys.path.insert(0, str(REPO / "scripts"))
+import dedup_bundle  # noqa: E402
+import inventory as inv  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.build, pytest.mark.timeout(1200)]
 
@@ -38,7 +46,7 @@ class Invoked(NamedTuple):
     answer: dict
     init_ms: float
     zip_path: Path
-    work: Path  # build.sh's --work: native-x86_64/{bundle,.work/deps} are in it
+    work: Path  # build.sh's --work: native-x86_64/{bundle,.work/env} are in it
     build_log: str
 
 
@@ -127,14 +135,20 @@ def test_data_numpy_pandas(compat):
 
 
 def deps_of(result: Invoked) -> Path:
-    return result.work / "native-x86_64" / ".work" / "deps"
+    """The site-packages of the venv the build installed the requirements into."""
+    (site_packages,) = (result.work / "native-x86_64" / ".work" / "env" / "lib").glob(
+        "python3.*/site-packages"
+    )
+    return site_packages
+
+
+def bundle_of(result: Invoked) -> Path:
+    return result.work / "native-x86_64" / "bundle"
 
 
 def bundled(result: Invoked, installed: Path) -> Path:
-    """The bundle's copy of a file pip installed (vendored libraries go to the top of _internal)."""
-    contents = result.work / "native-x86_64" / "bundle" / "_internal"
-    beside = contents / installed.relative_to(deps_of(result))
-    return beside if beside.exists() else contents / installed.name
+    """The bundle's copy of a file pip installed: at the same place under _internal/."""
+    return bundle_of(result) / "_internal" / installed.relative_to(deps_of(result))
 
 
 def test_web_serialisation_and_validation(compat):
@@ -167,6 +181,42 @@ def test_io_crypto_imaging_xml_db_rpc_compression(compat):
     assert answer["psycopg2"] == {"adapt": "ARRAY[1,'o''k']", "libpq": True, "refused": True}
     assert answer["grpc"] == {"reply": "HELLO", "protobuf": "upb"}
     assert answer["zstandard"] == {"ratio_over_50": True, "roundtrip": True, "backend": "cext"}
+
+
+def test_arrow_parquet_round_trip(compat):
+    result = compat("arrow")
+    assert result.answer == {
+        "rows": [4, 3],
+        "codec": "ZSTD",
+        "totals": {"Lyon": 4, "Nice": 6, "Paris": 5},
+        "roundtrip": True,
+        "parquet_bytes_over_100": True,
+        "version": "26.0.1",
+    }
+    with zipfile.ZipFile(result.zip_path) as zf:
+        unzipped = sum(i.file_size for i in zf.infolist())
+    print(
+        "compat arrow: zip %.1f MiB, unzipped %.1f MiB"
+        % (result.zip_path.stat().st_size / 2**20, unzipped / 2**20)
+    )
+    assert unzipped < 250 * 2**20  # 338 MiB when its libraries shipped twice
+    # The libraries are beside the package; the top of _internal/ only links to them.
+    contents = bundle_of(result) / "_internal"
+    assert (contents / "pyarrow" / "libarrow.so.2600").is_file()
+    assert not (contents / "pyarrow" / "libarrow.so.2600").is_symlink()
+    assert os.readlink(contents / "libarrow.so.2600") == "pyarrow/libarrow.so.2600"
+
+
+@pytest.mark.parametrize("name", ["data", "web", "io", "arrow"])
+def test_every_file_ships_once(compat, name):
+    result = compat(name)
+    assert dedup_bundle.identical_files(inv.make(bundle_of(result))) == []
+    if name == "data":
+        # numpy's OpenBLAS sits in numpy.libs/, where auditwheel's RPATH points, with a link at the top.
+        (openblas,) = (bundle_of(result) / "_internal" / "numpy.libs").glob("libscipy_openblas64_*.so")
+        assert not openblas.is_symlink()
+        top = bundle_of(result) / "_internal" / openblas.name
+        assert os.readlink(top) == "numpy.libs/" + openblas.name
 
 
 def test_wheels_stripped_only_where_auditwheel_left_them_alone(compat):

@@ -118,6 +118,10 @@ def test_sam_folders_hold_an_executable_bootstrap(example):
     # The source-only function ships its handler and no bootstrap: Lambda then runs the layer's.
     assert (source / "app.py").read_text() == (REPO / "example" / "app.py").read_text()
     assert not (source / "bootstrap").exists()
+    # build.sh --deps-only: with bytecode for the layer's Python, which never writes its own.
+    (libpython,) = (layer / "_internal").glob("libpython3.*.so.1.0")
+    tag = "cpython-3" + libpython.name.split(".")[1]
+    assert (source / "__pycache__" / ("app.%s.pyc" % tag)).is_file()
 
 
 def test_sam_function_answers_in_lambda_root(example):

@@ -61,6 +61,7 @@ def invoke_under_rie(zip_path, event, *env):
 def streamed_in_root(zip_path, event, tmp_path):
     """The zip unpacked as Lambda does, its bootstrap started in the root against the Runtime API emulator on
     this machine with LAMBDA_INVOKE_MODE=RESPONSE_STREAM: the recorded answer, chunk by chunk."""
+    (tmp_path / "task").mkdir()  # unpack_zip fills a folder, it does not make it
     task = lambda_root.unpack_zip(zip_path, tmp_path / "task")
     root = lambda_root.LambdaRoot(task)
     with RuntimeEmulator() as api, tempfile.TemporaryDirectory(prefix="web-root-") as scratch:
