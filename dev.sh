@@ -33,7 +33,8 @@ printed as it comes.
 
 Options:
   --port N            port to listen on, on 127.0.0.1 (default: 9000)
-  --handler H         the handler, module.function (default: app.handler)
+  --handler H         the handler, module.function, or module:app for a web app (default: found as
+                      ./build.sh finds it: a template.yaml, the one obvious handler, else the one web app)
   --timeout S         the function timeout in seconds, 1 to 900 (default: 3, as on Lambda). A timed
                       out invocation gets Lambda's "Task timed out" error and the runtime is started again
   --memory MB         AWS_LAMBDA_FUNCTION_MEMORY_SIZE, 128 to 10240 (default: 128). Not enforced

@@ -47,6 +47,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import eventstream
 import function_url
+from function_handler import HandlerError, find_handler
 from lambda_env import PLACEHOLDER_CREDENTIALS, REGION_NAMES, region_variables
 from runtime_emulator import RuntimeEmulator, SubprocessRuntime
 
@@ -822,7 +823,7 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
     parser = argparse.ArgumentParser(prog=PROG, add_help=False)
     parser.add_argument("function_dir", nargs="?", default=str(REPO / "example"))
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--handler", default="app.handler")
+    parser.add_argument("--handler")
     parser.add_argument("--timeout", type=float, default=3.0)
     parser.add_argument("--memory", type=int, default=128)
     parser.add_argument("--env", action="append", default=[])
@@ -838,12 +839,6 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
     function_dir = Path(args.function_dir).resolve()
     if not function_dir.is_dir():
         raise DevError("%s is not a folder: give the folder of your function's code" % args.function_dir)
-    module, colon, _ = args.handler.partition(":")  # module:app, a web app; else module.function
-    module = (module if colon else module.rpartition(".")[0]).replace(".", "/")
-    if not module or not (
-        (function_dir / (module + ".py")).is_file() or (function_dir / module / "__init__.py").is_file()
-    ):
-        say("warning: no %s.py in %s for --handler %s" % (module, function_dir, args.handler))
     if not 1 <= args.port <= 65535:
         raise DevError("--port must be from 1 to 65535, not %d" % args.port)
     if not 1 <= args.timeout <= 900:
@@ -860,6 +855,20 @@ def parse_args(argv: Optional[List[str]]) -> Settings:
         if not sep or not key:
             raise DevError("--env wants KEY=VALUE, not %r" % pair)
         env[key] = value
+    if args.handler is None:
+        # As build.sh finds it: a template.yaml, the one obvious handler, else the one web app.
+        try:
+            found = find_handler(function_dir)
+        except HandlerError as exc:
+            raise DevError(str(exc)) from exc
+        args.handler = found.handler
+        say("handler %s: %s%s" % (found.handler, found.how, "" if found.sure else " (give --handler if not)"))
+    module, colon, _ = args.handler.partition(":")  # module:app, a web app; else module.function
+    module = (module if colon else module.rpartition(".")[0]).replace(".", "/")
+    if not module or not (
+        (function_dir / (module + ".py")).is_file() or (function_dir / module / "__init__.py").is_file()
+    ):
+        say("warning: no %s.py in %s for --handler %s" % (module, function_dir, args.handler))
     return Settings(
         function_dir=function_dir,
         handler=args.handler,

@@ -172,8 +172,11 @@ def test_a_web_app_streams_to_curl_and_to_boto3(serve, tmp_path):
     app_dir.mkdir()
     (app_dir / "main.py").write_text(SSE_APP)
     shutil.copy(WEB_APPS / "fastapi_sse" / "requirements.txt", app_dir)
-    server = serve("--handler", "main:app", "--env", "LAMBDA_INVOKE_MODE=RESPONSE_STREAM", folder=app_dir)
+    server = serve(
+        "--env", "LAMBDA_INVOKE_MODE=RESPONSE_STREAM", folder=app_dir
+    )  # main:app found as build.sh does
     assert "warning" not in server.output(), server.output()
+    assert "handler main:app: the only web app" in server.output(), server.output()
     expected = "data: chunk 0\n\ndata: chunk 1\n\ndata: chunk 2\n\n"
 
     (tmp_path / "curl").mkdir()
@@ -445,6 +448,7 @@ def test_help_and_clear_errors(tmp_path):
         ([str(tmp_path), "--port", "70000"], "--port must be"),
         ([str(tmp_path), "--timeout", "0"], "--timeout is in seconds"),
         ([str(tmp_path), "--env", "NOEQUALS"], "--env wants KEY=VALUE"),
+        ([str(tmp_path)], "no handler found"),  # an empty folder: nothing to find, and --handler is named
     ):
         result = subprocess.run(
             [str(REPO / "dev.sh"), *args], capture_output=True, text=True, timeout=60, env=env
