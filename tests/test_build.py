@@ -891,7 +891,7 @@ def test_awss_default_handler_builds_without_flags_and_smoke_uses_it(builds, tmp
     fn = tmp_path_factory.mktemp("fn-console")
     (fn / "lambda_function.py").write_text(AWS_DEFAULT_FUNCTION)
     b = builds("console-default", [*NATIVE, str(fn)]).check()
-    assert "handler lambda_function.lambda_handler: the only module-level handler function" in b.output
+    assert "handler lambda_function.lambda_handler: the only module-level handler in the folder" in b.output
     assert "bare root: init done" in b.output and "(handler lambda_function.lambda_handler)" in b.output
     with zipfile.ZipFile(b.zip) as archive:
         assert archive.comment == b"lambda-handler=lambda_function.lambda_handler"
