@@ -10,6 +10,9 @@ rest lives in the package beside it, lambda_bootstrap/, one concern a module (it
 Their public names are re-exported here: handlers and tools use them as `bootstrap.NAME`.
 """
 
+import lambda_bootstrap  # noqa: F401  (first: importing it marks where the runtime starts, lambda_bootstrap.phases)
+
+# isort: split
 import json
 import logging
 import os
@@ -19,7 +22,7 @@ import time
 import traceback
 import types
 
-from lambda_bootstrap import __version__, logs, shutdown
+from lambda_bootstrap import __version__, logs, phases, shutdown
 from lambda_bootstrap.errors import (
     MAX_ERROR_TYPE_NAME,
     MAX_XRAY_CAUSE_BYTES,
@@ -199,6 +202,7 @@ def load_handler(name):
     import importlib
 
     module_path = modname.replace("/", ".")
+    phases.mark("handler")
     try:
         module = importlib.import_module(module_path)
     except ImportError as exc:
@@ -212,6 +216,7 @@ def load_handler(name):
         raise RuntimeFault(
             "Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, exc), trace
         ) from None
+    phases.mark("handler-done")
     try:
         handler = getattr(module, fname)
     except AttributeError:
@@ -493,9 +498,25 @@ def serve(config):
     return 0
 
 
+def is_multiprocessing_child(argv):
+    """True for the arguments multiprocessing starts a frozen program's children with: `--multiprocessing-fork
+    ...` (a spawned worker), or interpreter flags then `-c CODE` (the resource tracker, the fork server)."""
+    return len(argv) > 1 and (
+        argv[1] == "--multiprocessing-fork" or (argv[1].startswith("-") and "-c" in argv[1:])
+    )
+
+
 def main(argv=None, environ=None):
+    phases.mark("main")
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
+    if getattr(sys, "frozen", False) and is_multiprocessing_child(argv):
+        # multiprocessing starts its children with sys.executable, this program: they are no runtime.
+        import multiprocessing
+
+        multiprocessing.freeze_support()  # PyInstaller's version: runs the child's part, then exits
+        sys.stderr.write("bootstrap: not a multiprocessing child this runtime knows: %s\n" % argv[1:])
+        return 2
     extension = argv[1:2] == ["--extension"]
     config = RuntimeConfig(environ, argv[:1] if extension else argv)
     if not config.api_address:
