@@ -13,6 +13,7 @@ Their public names are re-exported here: handlers and tools use them as `bootstr
 import lambda_bootstrap  # noqa: F401  (first: importing it marks where the runtime starts, lambda_bootstrap.phases)
 
 # isort: split
+import gc
 import json
 import logging
 import os
@@ -111,6 +112,7 @@ from lambda_bootstrap.web import asgi, serve_app, wsgi
 # ---------------------------------------------------------------------------
 
 DEFAULT_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RAPID's limit, used when a 413 does not say
+IMPORT_GC_THRESHOLD = 100_000  # the collector's first threshold while the handler is imported (see init)
 
 
 class RuntimeConfig:
@@ -389,6 +391,10 @@ def run(config, client):
 
 
 def init(config, client):
+    # A handler's import makes objects by the hundred thousand, and the collector would walk them again and
+    # again as they pile up: during it, it runs once per IMPORT_GC_THRESHOLD of them (the default is 700).
+    threshold = gc.get_threshold()
+    gc.set_threshold(IMPORT_GC_THRESHOLD, *threshold[1:])
     try:
         handler = load_handler(config.handler)
     except Exception as exc:
@@ -399,6 +405,12 @@ def init(config, client):
         if claim_init_error():  # one per environment, however many Managed Instances workers failed
             client.post_init_error(error)
         sys.exit(1)
+    finally:
+        if gc.get_threshold()[0] == IMPORT_GC_THRESHOLD:  # unless the function set its own
+            gc.set_threshold(*threshold)
+    # What init made lives as long as the process: no later collection walks it again (a full one took
+    # 30-70 ms after importing boto3 and FastAPI), and Managed Instances workers keep its pages shared.
+    gc.freeze()
     if config.max_concurrency is None and (config.graceful_shutdown or shutdown.hooks):
         start_shutdown_extension(config.api_address)
     elif shutdown.hooks and not config.graceful_shutdown:

@@ -207,12 +207,15 @@ def task_root() -> Path:
 
 def runtimes(args: argparse.Namespace) -> List[Runtime]:
     root = task_root()
-    frozen = freeze(args.no_build)
+    wanted = args.runtimes.split(",") if args.runtimes else ["frozen"]
+    frozen = freeze(args.no_build) if "frozen" in wanted else Path("not-built")
     rts = [
         Runtime("frozen", [str(frozen)], frozen.parent),
         Runtime("script", [sys.executable, str(ROOT / "bootstrap.py")], root),
         Runtime("awslambdaric", [sys.executable, "-m", "awslambdaric"], root, ours=False),
     ]
+    if args.runtimes:
+        rts = [rt for rt in rts if rt.name in args.runtimes.split(",")]
     for extra in args.extra:
         name, _, path = extra.partition("=")
         path = Path(path).resolve()
@@ -414,7 +417,22 @@ def phase_values(runs: List[Dict], a: str, b: str) -> List[float]:
     return out
 
 
-def report(results: Dict, names: List[str]) -> str:
+def paired(results: Dict, a: str, b: str, h: str, kind: str, field: str) -> List[float]:
+    """Ratios a/b of the same repetition (both met the same load): init, or the handler's import."""
+    by_rep: Dict[int, Dict[str, float]] = {}
+    for name in (a, b):
+        for r in _runs(results, name, h, kind):
+            if field == "import":
+                m = r.get("marks", {})
+                value = m["handler-done"] - m["handler"] if "handler-done" in m and "handler" in m else None
+            else:
+                value = r.get(field)
+            if value:
+                by_rep.setdefault(r["rep"], {})[name] = value
+    return [v[a] / v[b] for v in by_rep.values() if a in v and b in v]
+
+
+def report(results: Dict, names: List[str], baseline: Optional[str] = None) -> str:
     lines = [
         f"# Cold start ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(results['started']))}, "
         f"Python {results['python']}, {max(r['rep'] for r in results['runs']) + 1} repetitions)",
@@ -447,15 +465,25 @@ def report(results: Dict, names: List[str]) -> str:
         "|---|---:|---:|---|",
     ]
     for label, a, b, h, field, limit in TARGETS:
-        kind = "rss" if field == "rss" else "plain"
-        by_rep: Dict[int, Dict[str, float]] = {}
-        for name in (a, b):
-            for r in _runs(results, name, h, kind):
-                by_rep.setdefault(r["rep"], {})[name] = r[field]
-        ratios = [v[a] / v[b] for v in by_rep.values() if a in v and b in v and v[b]]
+        ratios = paired(results, a, b, h, "rss" if field == "rss" else "plain", field)
         med = statistics.median(ratios) if ratios else None
         met = "\u2013" if med is None else "yes" if med <= limit else "**no**"
         lines.append(f"| {label} | {spread(ratios, '{:.2f}')} | \u2264 {limit:.2f} | {met} |")
+    if baseline:
+        lines += [
+            "",
+            f"## Paired against {baseline} (init ratio per repetition, then median [min\u2013max])",
+            "",
+            "| runtime | " + " | ".join(HANDLERS) + " | handler import, marked runs |",
+            "|---|" + "---:|" * (len(HANDLERS) + 1),
+        ]
+        for name in names:
+            if name == baseline:
+                continue
+            cells = [spread(paired(results, name, baseline, h, "plain", "init"), "{:.2f}") for h in HANDLERS]
+            imports = [paired(results, name, baseline, h, "marks", "import") for h in ("boto3", "fastapi")]
+            cells.append(" / ".join(spread(x, "{:.2f}") for x in imports) + " (boto3 / fastapi)")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for name in names:
         if not _runs(results, name, "trivial", "marks"):
             continue
@@ -514,13 +542,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         metavar="NAME=PATH",
         help="another runtime: a frozen bootstrap or a bootstrap.py (repeatable)",
     )
+    parser.add_argument(
+        "--runtimes", default="", help="only these of frozen,script,awslambdaric (comma-separated)"
+    )
+    parser.add_argument("--baseline", help="a runtime to give every other one's paired ratios against")
     parser.add_argument("--no-build", action="store_true", help="use the frozen function as it is")
     parser.add_argument("--no-perf", action="store_true", help="skip the perf split of the first phase")
     parser.add_argument("--out", default=str(BENCH / "coldstart_results"), help="output path, without suffix")
     args = parser.parse_args(argv)
     results = run(args)
     names = list(dict.fromkeys(r["runtime"] for r in results["runs"]))
-    text = report(results, names)
+    text = report(results, names, args.baseline)
     Path(args.out + ".md").write_text(text)
     Path(args.out + ".json").write_text(json.dumps(results, indent=1))
     print(text)
