@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -301,6 +302,51 @@ def spawn(
         core.stop_tree(proc)
 
 
+def warm(api: ApiProcess, rt: Runtime, tmp: Path, events: int, invokes: int) -> Dict:
+    """The trivial function warm: events/s through the fake API (``events`` small ones back to back, after a
+    warm-up), and the p50 of ``invokes`` sequential invokes through the RIE (after a warm-up)."""
+    env = core.runtime_env(api.address, rt.handler("trivial"), rt.task_root, tmp)
+    api.session([["small_warm", 200], ["small", events]])
+    with open(tmp / "warm.log", "wb") as out:
+        proc = subprocess.Popen(
+            [*rt.argv, rt.handler("trivial")],
+            env=env,
+            cwd=rt.task_root,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        st = api.idle(timeout=120)
+        small = [r for r in st["records"] if r["kind"] == "small"]
+        if st.get("timed_out") or len(small) != events or not all(r["ok"] for r in small):
+            raise Failure(f"{rt.name}: warm events not all answered: {core.tail(tmp / 'warm.log', 600)}")
+        eps = len(small) / ((small[-1]["done_ns"] - small[0]["sent_ns"]) / 1e9)
+    finally:
+        core.stop_tree(proc)
+    env = core.runtime_env("", rt.handler("trivial"), rt.task_root, tmp)
+    del env["AWS_LAMBDA_RUNTIME_API"]  # the RIE sets it
+    with core.rie.RieProcess(
+        [*rt.argv, rt.handler("trivial")], env=env, cwd=str(rt.task_root), log_dir=str(tmp), timeout=20
+    ) as r:
+        conn = http.client.HTTPConnection("127.0.0.1", r.rie_port, timeout=60)
+        try:
+            latencies = []
+            for i in range(30 + invokes):
+                t0 = time.perf_counter_ns()
+                conn.request("POST", core.INVOKE_PATH, b"{}", {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200 or b"errorType" in body:
+                    raise Failure(f"{rt.name}: RIE invoke: HTTP {resp.status} {body[:200]!r}")
+                if i >= 30:
+                    latencies.append((time.perf_counter_ns() - t0) / 1e6)
+        finally:
+            conn.close()
+    return {"eps": eps, "rie_p50": statistics.median(latencies)}
+
+
 def perf_split(data: Path, t0: int, python_ns: Optional[int]) -> Dict[str, float]:
     """CPU ms (10 kHz cpu-clock samples) from the spawn to the first Python code, by where it ran."""
     if python_ns is None:
@@ -349,6 +395,12 @@ def run(args: argparse.Namespace) -> Dict:
     ours = [rt for rt in rts if rt.ours]
     use_perf = not args.no_perf and perf_works()
     results: Dict = {"runs": [], "perf": use_perf, "python": sys.version.split()[0], "started": time.time()}
+    # The zip freeze.sh wrote beside each frozen bundle (OUT/bundle/bootstrap -> OUT/bootstrap.zip).
+    results["zips"] = {
+        rt.name: (Path(rt.argv[0]).parent.parent / "bootstrap.zip").stat().st_size
+        for rt in rts
+        if rt.argv[0] != sys.executable and (Path(rt.argv[0]).parent.parent / "bootstrap.zip").is_file()
+    }
     api = ApiProcess()
     try:
         with tempfile.TemporaryDirectory(prefix="coldstart-") as tmpd:
@@ -357,8 +409,7 @@ def run(args: argparse.Namespace) -> Dict:
             jobs += [(rt, h, "marks") for h in HANDLERS for rt in ours]
             jobs += [(rt, "trivial", "rss") for rt in rts]
             for rep in range(args.reps):
-                order = jobs[rep % len(jobs) :] + jobs[: rep % len(jobs)]
-                for rt, hname, kind in order if rep % 2 == 0 else order[::-1]:
+                for rt, hname, kind in order_of(jobs, rep):
                     try:
                         res = spawn(api, rt, hname, tmp, marks=kind == "marks", invoke=kind == "rss")
                     except Failure as exc:
@@ -367,6 +418,18 @@ def run(args: argparse.Namespace) -> Dict:
                     results["runs"].append(
                         {"rep": rep, "runtime": rt.name, "handler": hname, "kind": kind, **res}
                     )
+                if args.warm:
+                    for rt in order_of(rts, rep):
+                        if rt.argv[0] == sys.executable:
+                            continue  # the frozen forms only: what the bundle changes
+                        try:
+                            res = warm(api, rt, tmp, args.warm, args.warm // 10)
+                        except Failure as exc:
+                            log(str(exc))
+                            continue
+                        results["runs"].append(
+                            {"rep": rep, "runtime": rt.name, "handler": "trivial", "kind": "warm", **res}
+                        )
                 if use_perf:
                     for rt in ours:
                         for hname in HANDLERS:
@@ -393,6 +456,12 @@ def run(args: argparse.Namespace) -> Dict:
     finally:
         api.close()
     return results
+
+
+def order_of(items: List, rep: int) -> List:
+    """Rotated by the repetition, reversed every other one: no runtime always goes first."""
+    order = items[rep % len(items) :] + items[: rep % len(items)]
+    return order if rep % 2 == 0 else order[::-1]
 
 
 def _runs(results: Dict, rt: str, h: str, kind: str) -> List[Dict]:
@@ -484,6 +553,27 @@ def report(results: Dict, names: List[str], baseline: Optional[str] = None) -> s
             imports = [paired(results, name, baseline, h, "marks", "import") for h in ("boto3", "fastapi")]
             cells.append(" / ".join(spread(x, "{:.2f}") for x in imports) + " (boto3 / fastapi)")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    warm_names = [name for name in names if _runs(results, name, "trivial", "warm")]
+    if warm_names:
+        lines += [
+            "",
+            "## Warm, trivial function (the frozen forms; ratio per repetition against "
+            f"{baseline or warm_names[0]})",
+            "",
+            "| runtime | events/s, fake API | ratio | RIE p50 (ms) | ratio | zip (bytes) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name in warm_names:
+            eps = [r["eps"] for r in _runs(results, name, "trivial", "warm")]
+            p50 = [r["rie_p50"] for r in _runs(results, name, "trivial", "warm")]
+            ref = baseline or warm_names[0]
+            eps_ratio = spread(paired(results, name, ref, "trivial", "warm", "eps"), "{:.3f}")
+            p50_ratio = spread(paired(results, name, ref, "trivial", "warm", "rie_p50"), "{:.3f}")
+            zip_bytes = results.get("zips", {}).get(name, "\u2013")
+            lines.append(
+                f"| {name} | {spread(eps, '{:.0f}')} | {eps_ratio} | {spread(p50, '{:.3f}')} | {p50_ratio} "
+                f"| {zip_bytes} |"
+            )
     for name in names:
         if not _runs(results, name, "trivial", "marks"):
             continue
@@ -546,6 +636,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--runtimes", default="", help="only these of frozen,script,awslambdaric (comma-separated)"
     )
     parser.add_argument("--baseline", help="a runtime to give every other one's paired ratios against")
+    parser.add_argument(
+        "--warm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N warm events (fake API) and N/10 RIE invokes per frozen runtime and repetition",
+    )
     parser.add_argument("--no-build", action="store_true", help="use the frozen function as it is")
     parser.add_argument("--no-perf", action="store_true", help="skip the perf split of the first phase")
     parser.add_argument("--out", default=str(BENCH / "coldstart_results"), help="output path, without suffix")

@@ -94,3 +94,32 @@ def test_frozen_function_imports_patched_modules_only_when_it_uses_them(api, lau
     assert result["freeze_support"] == "_freeze_support"
     # The children took no event: the one event was answered by the runtime, once.
     assert api.check_ledger() == [], api.describe()
+
+
+@pytest.mark.parametrize("own", [None, (5000, 20, 20)])
+def test_init_raises_the_collectors_threshold_for_the_import_only(monkeypatch, own):
+    import gc
+
+    original = gc.get_threshold()
+    seen = []
+
+    def load_handler(name):
+        seen.append(gc.get_threshold())
+        if own:
+            gc.set_threshold(*own)  # the function sets its own: the runtime leaves it
+        return print
+
+    frozen = []
+    monkeypatch.setattr(bootstrap, "load_handler", load_handler)
+    monkeypatch.setattr(
+        gc, "freeze", lambda: frozen.append(True)
+    )  # the test process's objects stay as they are
+    config = bootstrap.RuntimeConfig({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9"}, ["x", "m.f"])
+    gc.set_threshold(700, 9, 8)
+    try:
+        assert bootstrap.init(config, client=None) is print
+        assert seen == [(bootstrap.IMPORT_GC_THRESHOLD, 9, 8)]
+        assert gc.get_threshold() == (own or (700, 9, 8))
+        assert frozen == [True]
+    finally:
+        gc.set_threshold(*original)
