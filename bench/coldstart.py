@@ -431,7 +431,9 @@ def run(args: argparse.Namespace) -> Dict:
                             {"rep": rep, "runtime": rt.name, "handler": "trivial", "kind": "warm", **res}
                         )
                 if use_perf:
-                    for rt in ours:
+                    for rt in [
+                        rt for rt in ours if rt.argv[0] != sys.executable
+                    ]:  # frozen: a first Python mark
                         for hname in HANDLERS:
                             data = tmp / "perf.data"
                             with contextlib.suppress(Failure):

@@ -12,9 +12,9 @@ async def hello():
 
 
 def __getattr__(name):
-    # Mangum is imported only by the reference side, so ours does not pay for it.
+    # Mangum is imported only by the reference side (at its init), so ours does not pay for it.
     if name == "handler":
         from mangum import Mangum
 
-        return Mangum(app, lifespan="off")
+        return Mangum(app)
     raise AttributeError(name)
