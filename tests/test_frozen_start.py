@@ -91,6 +91,7 @@ def test_frozen_function_imports_patched_modules_only_when_it_uses_them(api, lau
     assert "def square(x):" in result["source"]
     assert result["getsourcefile"] == "_pyi_getsourcefile"
     assert result["stdlib_listed"] == ["asyncio", "email", "json"]
+    assert "PyiFrozenFinder" in result["pkgutil_knows"]
     assert result["freeze_support"] == "_freeze_support"
     # The children took no event: the one event was answered by the runtime, once.
     assert api.check_ledger() == [], api.describe()

@@ -31,6 +31,9 @@ def handler(event, context):
         "source": inspect.getsource(square),
         "getsourcefile": inspect.getsourcefile.__name__,
         "stdlib_listed": sorted({"json", "email", "asyncio"} & {m.name for m in pkgutil.iter_modules()}),
+        "pkgutil_knows": sorted(
+            c.__name__ for c in pkgutil.iter_importer_modules.registry if c is not object
+        ),
         "freeze_support": multiprocessing.freeze_support.__name__,
         "pools": {method: pool_squares(method) for method in event.get("methods", [])},
     }
