@@ -10,6 +10,10 @@ rest lives in the package beside it, lambda_bootstrap/, one concern a module (it
 Their public names are re-exported here: handlers and tools use them as `bootstrap.NAME`.
 """
 
+import lambda_bootstrap  # noqa: F401  (first: importing it marks where the runtime starts, lambda_bootstrap.phases)
+
+# isort: split
+import gc
 import json
 import logging
 import os
@@ -19,7 +23,7 @@ import time
 import traceback
 import types
 
-from lambda_bootstrap import __version__, logs, shutdown
+from lambda_bootstrap import __version__, logs, phases, shutdown
 from lambda_bootstrap.errors import (
     MAX_ERROR_TYPE_NAME,
     MAX_XRAY_CAUSE_BYTES,
@@ -109,6 +113,7 @@ from lambda_bootstrap.web import asgi, serve_app, wsgi
 # ---------------------------------------------------------------------------
 
 DEFAULT_PAYLOAD_LIMIT = 6 * 1024 * 1024 + 100  # RAPID's limit, used when a 413 does not say
+IMPORT_GC_THRESHOLD = 100_000  # the collector's first threshold while the handler is imported (see init)
 
 
 class RuntimeConfig:
@@ -202,6 +207,7 @@ def load_handler(name):
     import importlib
 
     module_path = modname.replace("/", ".")
+    phases.mark("handler")
     try:
         module = importlib.import_module(module_path)
     except ImportError as exc:
@@ -215,6 +221,7 @@ def load_handler(name):
         raise RuntimeFault(
             "Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (modname, exc), trace
         ) from None
+    phases.mark("handler-done")
     try:
         handler = getattr(module, fname)
     except AttributeError:
@@ -387,6 +394,10 @@ def run(config, client):
 
 
 def init(config, client):
+    # A handler's import makes objects by the hundred thousand, and the collector would walk them again and
+    # again as they pile up: during it, it runs once per IMPORT_GC_THRESHOLD of them (the default is 700).
+    threshold = gc.get_threshold()
+    gc.set_threshold(IMPORT_GC_THRESHOLD, *threshold[1:])
     try:
         handler = load_handler(config.handler)
     except Exception as exc:
@@ -397,6 +408,12 @@ def init(config, client):
         if claim_init_error():  # one per environment, however many Managed Instances workers failed
             client.post_init_error(error)
         sys.exit(1)
+    finally:
+        if gc.get_threshold()[0] == IMPORT_GC_THRESHOLD:  # unless the function set its own
+            gc.set_threshold(*threshold)
+    # What init made lives as long as the process: no later collection walks it again (a full one took
+    # 30-70 ms after importing boto3 and FastAPI), and Managed Instances workers keep its pages shared.
+    gc.freeze()
     if config.max_concurrency is None and (config.graceful_shutdown or shutdown.hooks):
         start_shutdown_extension(config.api_address)
     elif shutdown.hooks and not config.graceful_shutdown:
@@ -496,9 +513,25 @@ def serve(config):
     return 0
 
 
+def is_multiprocessing_child(argv):
+    """True for the arguments multiprocessing starts a frozen program's children with: `--multiprocessing-fork
+    ...` (a spawned worker), or interpreter flags then `-c CODE` (the resource tracker, the fork server)."""
+    return len(argv) > 1 and (
+        argv[1] == "--multiprocessing-fork" or (argv[1].startswith("-") and "-c" in argv[1:])
+    )
+
+
 def main(argv=None, environ=None):
+    phases.mark("main")
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
+    if getattr(sys, "frozen", False) and is_multiprocessing_child(argv):
+        # multiprocessing starts its children with sys.executable, this program: they are no runtime.
+        import multiprocessing
+
+        multiprocessing.freeze_support()  # PyInstaller's version: runs the child's part, then exits
+        sys.stderr.write("bootstrap: not a multiprocessing child this runtime knows: %s\n" % argv[1:])
+        return 2
     extension = argv[1:2] == ["--extension"]
     config = RuntimeConfig(environ, argv[:1] if extension else argv)
     if not config.api_address:

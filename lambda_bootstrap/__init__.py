@@ -16,6 +16,10 @@ names of these modules (`import bootstrap` is what handlers use):
 - web: web apps served by the runtime (`_HANDLER=module:app`, `bootstrap.asgi`, `bootstrap.wsgi`)
 - http_front: the events of Lambda's HTTP fronts, and the answer each front reads
 - asgi, wsgi: ASGI 3 and WSGI apps served in-process, buffered or streamed
+- phases: start-up timestamps for the benchmark
 """
 
+from lambda_bootstrap import phases
+
 __version__ = "0.1.0"
+phases.mark("runtime")

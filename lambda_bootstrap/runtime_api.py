@@ -4,7 +4,7 @@ import contextlib
 import sys
 import time
 
-from lambda_bootstrap import __version__
+from lambda_bootstrap import __version__, phases
 from lambda_bootstrap.faults import safe_text
 
 API_VERSION = "2018-06-01"
@@ -95,8 +95,10 @@ class KeepAliveConnection:
         # function that brings its own urllib3 has it used.
         import socket
 
+        phases.mark("urllib3")
         from urllib3.util.connection import create_connection
 
+        phases.mark("urllib3-done")
         "".encode("idna")  # urllib3 encodes the host so: the codec's module is imported at its first use
         self._create_connection = create_connection
         self._socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
