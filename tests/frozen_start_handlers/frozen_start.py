@@ -22,17 +22,12 @@ def pool_squares(method):
 
 
 def handler(event, context):
-    import distutils  # the bundle's is setuptools' copy; importing it runs setuptools' hook
-
-    hooked_setuptools = sorted({"setuptools", "_distutils_hack"} & set(sys.modules))
     import inspect
     import multiprocessing
     import pkgutil
 
     return {
         "loaded_at_import": LOADED_AT_IMPORT,
-        "distutils": distutils.__file__,
-        "hooked_setuptools": hooked_setuptools,
         "source": inspect.getsource(square),
         "getsourcefile": inspect.getsourcefile.__name__,
         "stdlib_listed": sorted({"json", "email", "asyncio"} & {m.name for m in pkgutil.iter_modules()}),
