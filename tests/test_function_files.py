@@ -296,6 +296,7 @@ def test_a_source_that_does_not_compile_ships_with_a_warning(tmp_path):
     assert (bundle / "py2_tool.py").is_file() and (bundle / "app.py").is_file()
 
 
+@pytest.mark.build  # the inventory reads PyInstaller's own metadata: the build's venv only
 def test_identical_files_become_links_to_one_copy(tmp_path, monkeypatch):
     bundle = tmp_path / "bundle"
     (bundle / "_internal" / "pyarrow").mkdir(parents=True)
@@ -337,6 +338,7 @@ def test_identical_files_become_links_to_one_copy(tmp_path, monkeypatch):
     assert not (bundle / "_internal" / "tool").is_symlink()
 
 
+@pytest.mark.build  # the inventory reads PyInstaller's own metadata: the build's venv only
 def test_the_inventory_finds_the_functions_files_at_the_top_only(tmp_path):
     fn = tmp_path / "fn"
     (fn / "pkg").mkdir(parents=True)
