@@ -1,6 +1,17 @@
 """Async handlers (beyond awslambdaric): awaited on one event loop kept for the life of the process."""
 
 _event_loop = None
+_when_stopped = []  # callbacks that need the loop and found it running under them (a signal handler's)
+
+
+def is_running():
+    """Whether the loop is running now: a signal handler that finds it so has interrupted it."""
+    return _event_loop is not None and _event_loop.is_running()
+
+
+def call_when_stopped(callback):
+    """Call ``callback`` as soon as the running loop returns control (see ``is_running``)."""
+    _when_stopped.append(callback)
 
 
 def run_awaitable(awaitable):
@@ -15,4 +26,8 @@ def run_awaitable(awaitable):
     async def wrap():
         return await awaitable
 
-    return _event_loop.run_until_complete(wrap())
+    try:
+        return _event_loop.run_until_complete(wrap())
+    finally:
+        while _when_stopped:
+            _when_stopped.pop(0)()

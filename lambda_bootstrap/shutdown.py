@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from lambda_bootstrap import logs
+from lambda_bootstrap import event_loop, logs
 from lambda_bootstrap.extensions import ExtensionsApiClient
 from lambda_bootstrap.runtime_api import RuntimeApiError, TransportError
 
@@ -57,6 +57,11 @@ def run_shutdown_hooks():
 
 def on_sigterm(signum, frame):
     """Lambda sends SIGTERM at shutdown: run the shutdown hooks, flush what is logged, leave cleanly."""
+    if event_loop.is_running():
+        # The signal interrupted the event loop (an app's work after its answer): a hook that needs the loop
+        # (an ASGI app's lifespan shutdown) cannot run it from under itself, so all of them wait for it.
+        event_loop.call_when_stopped(lambda: on_sigterm(signum, frame))
+        return
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a worker may get it from Lambda and from its parent
     if hooks:
         run_shutdown_hooks()

@@ -131,6 +131,20 @@ def test_lifespan_shutdown_runs_on_sigterm(fake_api, runtime, tmp_path):
     assert mark.read_text() == "lifespan shutdown ran\n"
 
 
+def test_lifespan_shutdown_runs_on_a_sigterm_that_interrupts_the_event_loop(fake_api, runtime, tmp_path):
+    """SIGTERM while the loop runs the app's work after its answer: the shutdown hooks need that loop, so they
+    run once it stops, instead of failing with "This event loop is already running"."""
+    mark = tmp_path / "shutdown"
+    proc = start(
+        runtime, "runtime_apps:with_lifespan_and_work_after_the_answer", env={"SHUTDOWN_MARK": str(mark)}
+    )
+    fake_api.wait_extension_waiting("_python-bootstrap-graceful-shutdown", 10, alive=proc.alive)
+    assert body_of(ask(fake_api, proc, make_event("url", path="/")).json()) == b"answered"
+    proc.send_signal(signal.SIGTERM)  # the app's second of work after its answer is still running
+    assert proc.run_until_exit(10) == 0
+    assert mark.read_text() == "lifespan shutdown ran\n", proc.diag() if hasattr(proc, "diag") else ""
+
+
 def test_background_work_ends_before_the_next_event_is_asked_for(fake_api, runtime, tmp_path):
     mark = tmp_path / "audit.log"
     proc = start(runtime, "main:app", task_root=WEB_APPS / "fastapi_sse")

@@ -1,6 +1,7 @@
 """Apps for the runtime tests (tests/test_web_runtime.py), each named by `_HANDLER=runtime_apps:NAME`, and the
 references' handlers for the differential run through awslambdaric."""
 
+import asyncio
 import os
 
 from probe import asgi_app, wsgi_app
@@ -27,6 +28,17 @@ async def _lifespan_app(scope, receive, send, fail=False):
 
 async def with_lifespan(scope, receive, send):
     await _lifespan_app(scope, receive, send)
+
+
+async def with_lifespan_and_work_after_the_answer(scope, receive, send):
+    """Answers at once, then goes on working (the runtime waits for it before /next): a SIGTERM that comes
+    meanwhile finds the event loop running."""
+    if scope["type"] == "lifespan":
+        await _lifespan_app(scope, receive, send)
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"answered"})
+    await asyncio.sleep(float(os.environ.get("WORK_AFTER_THE_ANSWER_S", "1")))
 
 
 async def failing_startup(scope, receive, send):
